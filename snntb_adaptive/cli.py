@@ -1,0 +1,142 @@
+"""Command line: ``python -m snntb_adaptive ...`` (or ``snntb-adaptive ...``).
+
+    python -m snntb_adaptive -t CONFIG.ini      run SNN-TB's pipeline (as
+                                                ``snntoolbox -t``), with the
+                                                plugin registered even
+                                                without the .pth file
+    python -m snntb_adaptive demo               offline demo on sklearn digits
+    python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
+"""
+
+import argparse
+import os
+import sys
+
+from snntb_adaptive import registration
+
+
+def user_errors():
+    """Errors that mean: the user's input must change (no traceback)."""
+    from snntb_adaptive.compat import CorruptFileError
+    from snntb_adaptive.config import ConfigError
+    from snntb_adaptive.data import DataError
+    return (ConfigError, CorruptFileError, DataError)
+
+
+def run_config(path):
+    """Run SNN-TB's parse -> normalise -> simulate pipeline on ``path``."""
+    registration.install()
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        from snntb_adaptive.config import ConfigError
+        raise ConfigError("config file {} not found".format(path))
+    from snntoolbox.bin.run import main as snntb_main
+    return snntb_main(path)
+
+
+def _cmd_run(args):
+    run_config(args.config)
+    return 0
+
+
+def _cmd_demo(args):
+    from snntb_adaptive.demo import run_demo
+    run_demo(out_dir=args.out, duration=args.duration,
+             num_to_test=args.num_to_test, batch_size=args.batch_size,
+             model=args.model)
+    return 0
+
+
+def _cmd_prepare(args):
+    from snntb_adaptive import data
+    if args.source == 'digits':
+        x_tr, y_tr, x_te, y_te = data.load_digits()
+        num_classes = 10
+    elif args.source == 'keras':
+        if not args.name:
+            raise data.DataError("--name (mnist, cifar10, cifar100) is needed "
+                                 "with source 'keras'")
+        x_tr, y_tr, x_te, y_te = data.load_keras_dataset(args.name)
+        num_classes = 100 if args.name == 'cifar100' else 10
+    else:
+        if not args.file:
+            raise data.DataError("--file is needed with source 'npz'")
+        x_te, y_te = data.load_npz(args.file, [args.x_key, args.y_key])
+        norm_file = args.norm_file or args.file
+        (x_tr,) = data.load_npz(norm_file, [args.norm_key])
+        y_tr = None
+        num_classes = args.num_classes
+    x_te, y_te = x_te[:args.num_test], y_te[:args.num_test]
+    x_norm = x_tr[::args.norm_every][:args.num_norm]
+    shapes = data.write_snntb_dataset(args.out, x_te, y_te, x_norm,
+                                      num_classes, overwrite=args.overwrite)
+    for name, shape in shapes.items():
+        print("{}: {}".format(os.path.join(args.out, name), shape))
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog='python -m snntb_adaptive',
+        description="Adaptive threshold (Chen et al.) for SNN-Toolbox 0.6.0.")
+    p.add_argument('-t', '--terminal', metavar='CONFIG',
+                   help="run SNN-TB's pipeline on CONFIG (as snntoolbox -t)")
+    sub = p.add_subparsers(dest='command')
+
+    r = sub.add_parser('run', help="run SNN-TB's pipeline on a config file")
+    r.add_argument('config')
+    r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '
+                       'stock SNN-TB and every preset, one table')
+    d.add_argument('--out', default='runs/digits_demo',
+                   help='folder for data, logs and results (default: '
+                   'runs/digits_demo)')
+    d.add_argument('--duration', type=int, default=100)
+    d.add_argument('--num-to-test', type=int, default=360)
+    d.add_argument('--batch-size', type=int, default=40)
+    d.add_argument('--model', default=None,
+                   help='tf-keras .h5 (default: models/digits_cnn.h5 of the '
+                   'repository)')
+    d.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser('prepare-data', help="write an SNN-TB data folder "
+                       "(x_test.npz, y_test.npz, x_norm.npz), images in [0, 1]")
+    q.add_argument('source', choices=['digits', 'npz', 'keras'])
+    q.add_argument('--out', required=True, help='output folder')
+    q.add_argument('--file', help="source .npz (source 'npz')")
+    q.add_argument('--x-key', default='x_test')
+    q.add_argument('--y-key', default='y_test')
+    q.add_argument('--norm-file', help="'.npz' holding the normalisation "
+                   "images (default: --file)")
+    q.add_argument('--norm-key', default='x_train')
+    q.add_argument('--num-classes', type=int, default=None)
+    q.add_argument('--name', help="Keras data set (source 'keras'): mnist, "
+                   "cifar10, cifar100; downloads unless cached")
+    q.add_argument('--num-test', type=int, default=None,
+                   help='first N test images (default: all)')
+    q.add_argument('--num-norm', type=int, default=None,
+                   help='at most N normalisation images (default: all)')
+    q.add_argument('--norm-every', type=int, default=1,
+                   help='take every k-th normalisation image (default: 1)')
+    q.add_argument('--overwrite', action='store_true')
+    q.set_defaults(func=_cmd_prepare)
+    return p
+
+
+def main(argv=None):
+    registration.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    errors = user_errors()
+    try:
+        if args.terminal:
+            run_config(args.terminal)
+            return 0
+        if not getattr(args, 'func', None):
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except errors as e:
+        print("snntb-adaptive: error: {}".format(e), file=sys.stderr)
+        return 2

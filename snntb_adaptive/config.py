@@ -1,0 +1,298 @@
+"""The ``[adaptive_threshold]`` configuration section: presets, defaults and
+validation.
+
+SNN-TB reads an ``.ini`` file into a ``configparser.ConfigParser``. The plugin
+adds one section::
+
+    [adaptive_threshold]
+    preset = paper          # paper | authors_code | authors_executed | paper_window
+    eta_scale = 0.7         # float in (0, 1], or one per spiking layer: 0.7, 0.8, ...
+    update =                # clamp | window | none   (empty: from the preset)
+    scope =                 # sample | batch          (empty: from the preset)
+    readout = spikes        # spikes | membrane
+
+:func:`settings_from_config` turns it into a :class:`Settings` and
+:func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
+cannot be combined with. Both raise :class:`ConfigError` with a message that
+names the key, the value and what is allowed; both run before any model is
+loaded.
+"""
+
+from dataclasses import dataclass
+
+SPIKE_CODE = 'adaptive_threshold'
+SECTION = 'adaptive_threshold'
+
+#: preset name -> (update, scope)
+PRESETS = {
+    'paper': ('clamp', 'sample'),
+    'authors_code': ('clamp', 'batch'),
+    'authors_executed': ('none', 'batch'),
+    'paper_window': ('window', 'sample'),
+}
+UPDATES = ('clamp', 'window', 'none')
+SCOPES = ('sample', 'batch')
+READOUTS = ('spikes', 'membrane')
+
+#: Defaults injected into SNN-TB's ``config_defaults``. ``update`` and
+#: ``scope`` stay empty: empty means "as the preset says".
+DEFAULTS = {
+    'preset': 'paper',
+    'eta_scale': '0.7',
+    'update': '',
+    'scope': '',
+    'readout': 'spikes',
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value the plugin cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings of the adaptive threshold."""
+
+    preset: str = 'paper'
+    update: str = 'clamp'
+    scope: str = 'sample'
+    eta_scale: tuple = (0.7,)
+    readout: str = 'spikes'
+
+    def eta_per_layer(self, num_spiking_layers):
+        """One ``eta`` per spiking layer, in layer order."""
+        if len(self.eta_scale) == 1:
+            return [self.eta_scale[0]] * num_spiking_layers
+        if len(self.eta_scale) != num_spiking_layers:
+            raise ConfigError(
+                "[adaptive_threshold] eta_scale = {}: gives {} values, but the "
+                "model has {} spiking layers. Give one value, or exactly {} "
+                "comma-separated values in layer order.".format(
+                    ', '.join(str(e) for e in self.eta_scale),
+                    len(self.eta_scale), num_spiking_layers,
+                    num_spiking_layers))
+        return list(self.eta_scale)
+
+    def as_dict(self):
+        return {'preset': self.preset, 'update': self.update,
+                'scope': self.scope, 'eta_scale': list(self.eta_scale),
+                'readout': self.readout}
+
+
+def _choice(key, value, allowed):
+    if value not in allowed:
+        raise ConfigError("[adaptive_threshold] {} = {!r}: not allowed. "
+                          "Choose one of: {}.".format(key, value,
+                                                      ', '.join(allowed)))
+    return value
+
+
+def parse_eta(value):
+    """Parse ``eta_scale``: one float, or a comma-separated list of floats,
+    each in (0, 1]."""
+    parts = [p.strip() for p in str(value).split(',')]
+    etas = []
+    for p in parts:
+        try:
+            eta = float(p)
+        except ValueError:
+            raise ConfigError(
+                "[adaptive_threshold] eta_scale = {!r}: {!r} is not a number. "
+                "Give a float in (0, 1], or a comma-separated list of such "
+                "floats, one per spiking layer.".format(value, p)) from None
+        if not 0 < eta <= 1:  # also rejects nan
+            raise ConfigError(
+                "[adaptive_threshold] eta_scale = {!r}: {} is outside (0, 1]. "
+                "Each value must satisfy 0 < eta_scale <= 1.".format(value, p))
+        etas.append(eta)
+    return tuple(etas)
+
+
+def settings_from_mapping(section):
+    """Build :class:`Settings` from a mapping of the section's keys (missing
+    keys take the defaults). Unknown keys are an error."""
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            "[adaptive_threshold] unknown key(s) {}: allowed keys are {}."
+            "".format(', '.join(repr(k) for k in unknown),
+                      ', '.join(DEFAULTS)))
+    values = dict(DEFAULTS)
+    values.update({k: str(v).strip() for k, v in section.items()})
+    preset = _choice('preset', values['preset'], tuple(PRESETS))
+    update, scope = PRESETS[preset]
+    if values['update']:
+        update = _choice('update', values['update'], UPDATES)
+    if values['scope']:
+        scope = _choice('scope', values['scope'], SCOPES)
+    return Settings(preset=preset, update=update, scope=scope,
+                    eta_scale=parse_eta(values['eta_scale']),
+                    readout=_choice('readout', values['readout'], READOUTS))
+
+
+def settings_from_config(config):
+    """Read the ``[adaptive_threshold]`` section of a SNN-TB config."""
+    if not config.has_section(SECTION):
+        return settings_from_mapping({})
+    # Defaults injected into SNN-TB's config_defaults live in the same
+    # section; items() gives the merged view.
+    return settings_from_mapping(dict(config.items(SECTION)))
+
+
+def _get(config, section, key, fallback=None):
+    return config.get(section, key, fallback=fallback)
+
+
+def _bool(config, section, key):
+    value = _get(config, section, key, 'False')
+    try:
+        return config.getboolean(section, key, fallback=False)
+    except ValueError:
+        raise ConfigError("[{}] {} = {!r}: not a boolean (use True or False)."
+                          "".format(section, key, value)) from None
+
+
+def _number(config, section, key, kind, lower, upper=None, text=''):
+    raw = _get(config, section, key)
+    try:
+        value = kind(float(raw)) if kind is int and float(raw).is_integer() \
+            else kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError("[{}] {} = {!r}: not {}. {}".format(
+            section, key, raw, 'an integer' if kind is int else 'a number',
+            text)) from None
+    if not (value >= lower and (upper is None or value <= upper)):
+        raise ConfigError("[{}] {} = {!r}: out of range. {}".format(
+            section, key, raw, text))
+    return value
+
+
+def check_snntb_options(config):
+    """Reject SNN-TB options the adaptive threshold cannot be combined with.
+
+    Called only when ``[conversion] spike_code = adaptive_threshold``.
+    """
+    simulator = _get(config, 'simulation', 'simulator')
+    if simulator != 'INI':
+        raise ConfigError(
+            "[simulation] simulator = {!r}: spike_code = adaptive_threshold "
+            "runs only in SNN-TB's INI simulator. Set simulator = INI."
+            "".format(simulator))
+    backend = _get(config, 'simulation', 'keras_backend', 'tensorflow')
+    if backend != 'tensorflow':
+        raise ConfigError(
+            "[simulation] keras_backend = {!r}: the adaptive threshold needs "
+            "tensorflow. Set keras_backend = tensorflow.".format(backend))
+    _number(config, 'simulation', 'duration', int, 1,
+            text='Set duration to a whole number of time steps >= 1.')
+    _number(config, 'simulation', 'batch_size', int, 1,
+            text='Set batch_size to a whole number >= 1.')
+    _number(config, 'simulation', 'num_to_test', int, 1,
+            text='Set num_to_test to a whole number >= 1.')
+    dt = _number(config, 'simulation', 'dt', float, 0,
+                 text='The adaptive threshold is defined for dt = 1.')
+    if dt != 1:
+        raise ConfigError(
+            "[simulation] dt = {!r}: the adaptive threshold (SPEC Phase 2) is "
+            "defined per time step with dt = 1. Set dt = 1."
+            "".format(_get(config, 'simulation', 'dt')))
+    _number(config, 'cell', 'v_thresh', float, 1e-30,
+            text='V_max = [cell] v_thresh must be a positive number.')
+    tau_refrac = _number(config, 'cell', 'tau_refrac', float, 0,
+                         text='Set tau_refrac = 0.')
+    if tau_refrac != 0:
+        raise ConfigError(
+            "[cell] tau_refrac = {!r}: a refractory period cannot be combined "
+            "with the adaptive threshold. Set tau_refrac = 0."
+            "".format(_get(config, 'cell', 'tau_refrac')))
+    reset = _get(config, 'cell', 'reset')
+    if reset != 'Reset by subtraction':
+        raise ConfigError(
+            "[cell] reset = {!r}: the adaptive threshold resets by subtracting "
+            "V_max. Set reset = Reset by subtraction.".format(reset))
+    for section, key in [('cell', 'leak'), ('cell', 'payloads'),
+                         ('cell', 'bias_relaxation'),
+                         ('cell', 'binarize_weights'),
+                         ('cell', 'quantize_weights'),
+                         ('normalization', 'online_normalization'),
+                         ('input', 'poisson_input'),
+                         ('simulation', 'early_stopping'),
+                         ('tools', 'serialise_only')]:
+        if _bool(config, section, key):
+            raise ConfigError(
+                "[{}] {} = True: cannot be combined with spike_code = "
+                "adaptive_threshold (inputs are constant currents, neurons "
+                "are non-leaky IF with reset by subtraction). Set {} = False."
+                "".format(section, key, key))
+    dataset_format = _get(config, 'input', 'dataset_format')
+    if dataset_format != 'npz':
+        raise ConfigError(
+            "[input] dataset_format = {!r}: the adaptive threshold simulator "
+            "reads .npz data sets. Convert the data with "
+            "'python -m snntb_adaptive prepare-data' and set "
+            "dataset_format = npz.".format(dataset_format))
+    if _get(config, 'input', 'max_num_input_spikes', ''):
+        raise ConfigError(
+            "[input] max_num_input_spikes is set: it cannot be combined with "
+            "spike_code = adaptive_threshold. Remove the key.")
+    for key in ('plot_vars', 'log_vars'):
+        value = _get(config, 'output', key, '{}')
+        try:
+            empty = len(eval(value, {}, {})) == 0
+        except Exception:
+            empty = False
+        if not empty:
+            raise ConfigError(
+                "[output] {} = {}: SNN-TB's plots and logs are not produced "
+                "with spike_code = adaptive_threshold; the run writes "
+                "results.json, and 'python -m snntb_adaptive compare' makes "
+                "the plots. Set {} = {{}}.".format(key, value, key))
+    sweep = _get(config, 'parameter_sweep', 'param_values', '[]')
+    try:
+        no_sweep = len(eval(sweep, {}, {})) == 0
+    except Exception:
+        no_sweep = False
+    if not no_sweep:
+        raise ConfigError(
+            "[parameter_sweep] param_values = {}: parameter sweeps are not "
+            "supported with spike_code = adaptive_threshold (each run writes "
+            "one results.json). Set param_values = [] and run one config per "
+            "value.".format(sweep))
+
+
+def inject_defaults(config):
+    """Add the plugin's spike code and default section to a config that holds
+    SNN-TB's ``config_defaults``."""
+    codes = config.get('restrictions', 'spike_codes')
+    if SPIKE_CODE not in codes:
+        codes = codes.strip()
+        assert codes.endswith('}'), codes
+        config.set('restrictions', 'spike_codes',
+                   codes[:-1].rstrip() + ", '{}'}}".format(SPIKE_CODE))
+    if not config.has_section(SECTION):
+        config.add_section(SECTION)
+    for key, value in DEFAULTS.items():
+        if not config.has_option(SECTION, key):
+            config.set(SECTION, key, value)
+
+
+def is_adaptive(config):
+    return config.get('conversion', 'spike_code', fallback='') == SPIKE_CODE
+
+
+def format_settings(settings, config=None):
+    """The effective settings as printed at the start of a run."""
+    rows = [('preset', settings.preset), ('update', settings.update),
+            ('scope', settings.scope if settings.update != 'none'
+             else settings.scope + ' (no effect with update = none)'),
+            ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
+            ('readout', settings.readout)]
+    if config is not None:
+        rows += [('V_max = [cell] v_thresh', config.get('cell', 'v_thresh')),
+                 ('duration', config.get('simulation', 'duration')),
+                 ('batch_size', config.get('simulation', 'batch_size')),
+                 ('num_to_test', config.get('simulation', 'num_to_test'))]
+    width = max(len(k) for k, _ in rows)
+    lines = ['snntb-adaptive: effective [adaptive_threshold] settings']
+    lines += ['  {:<{w}}  {}'.format(k, v, w=width) for k, v in rows]
+    return '\n'.join(lines)

@@ -1,0 +1,100 @@
+"""Patches applied to SNN-TB modules right after they load (see
+:mod:`snntb_adaptive.registration`).
+
+* every spike code: the NumPy-2 / TF-2.21 shims of :mod:`snntb_adaptive.compat`;
+* ``snntoolbox.bin.utils``: the plugin's spike code and ``[adaptive_threshold]``
+  defaults join SNN-TB's ``config_defaults``; ``update_setup`` validates the
+  plugin's settings and prints them;
+* ``snntoolbox.bin.run``: ``main`` (the ``snntoolbox`` command) prints the
+  plugin's configuration and data errors as one clear line and exits with
+  status 2, instead of a traceback;
+* ``snntoolbox.conversion.utils``: ``normalize_parameters`` becomes the
+  Phase-1 hook of :mod:`snntb_adaptive.normalisation` when
+  ``spike_code = adaptive_threshold`` (otherwise SNN-TB's own runs).
+"""
+
+import functools
+import os
+
+from snntb_adaptive import compat
+
+
+def _mark(wrapper, original):
+    functools.update_wrapper(wrapper, original)
+    wrapper._snntb_adaptive = True
+    wrapper.original = original
+    return wrapper
+
+
+def _patched(func):
+    return getattr(func, '_snntb_adaptive', False)
+
+
+def patch_conversion(module):
+    compat.patch_conversion_utils(module)
+    original = module.normalize_parameters
+    if _patched(original):
+        return
+
+    def normalize_parameters(model, config, **kwargs):
+        from snntb_adaptive.config import is_adaptive
+        if not is_adaptive(config):
+            return original(model, config, **kwargs)
+        from snntb_adaptive.normalisation import phase1
+        return phase1(model, config, snntb_normalize=original, **kwargs)
+
+    module.normalize_parameters = _mark(normalize_parameters, original)
+
+
+def patch_simulation(module):
+    compat.patch_simulation_utils(module)
+
+
+def patch_datasets(module):
+    compat.patch_datasets_utils(module)
+
+
+def patch_bin_utils(module):
+    load_config = module.load_config
+    if _patched(load_config):
+        return
+
+    def load_config_with_plugin(filepath):
+        config = load_config(filepath)
+        if os.path.basename(filepath) == 'config_defaults':
+            from snntb_adaptive.config import inject_defaults
+            inject_defaults(config)
+        return config
+
+    update_setup = module.update_setup
+
+    def update_setup_with_plugin(config_filepath):
+        from snntb_adaptive.config import (
+            check_snntb_options, format_settings, is_adaptive,
+            settings_from_config)
+        config = update_setup(config_filepath)
+        if is_adaptive(config):
+            settings = settings_from_config(config)
+            check_snntb_options(config)
+            print(format_settings(settings, config))
+        return config
+
+    module.load_config = _mark(load_config_with_plugin, load_config)
+    module.update_setup = _mark(update_setup_with_plugin, update_setup)
+
+
+def patch_bin_run(module):
+    original = module.main
+    if _patched(original):
+        return
+
+    def main(filepath=None):
+        import sys
+        from snntb_adaptive.cli import user_errors
+        try:
+            return original(filepath)
+        except user_errors() as e:
+            print("snntb-adaptive: error: {}".format(e), file=sys.stderr)
+            raise SystemExit(2)
+
+    module.main = _mark(main, original)

@@ -1,0 +1,299 @@
+"""SNN-TB target simulator for ``spike_code = adaptive_threshold``.
+
+Served to SNN-TB as
+``snntoolbox.simulation.target_simulators.INI_adaptive_threshold_target_sim``.
+It is SNN-TB's ``INI_temporal_mean_rate_target_sim.SNN`` (same model building,
+weight transfer and bias handling) with
+
+* layers from :mod:`snntb_adaptive.layers`, each told its ``V_init``,
+  ``V_max``, update rule and scope before it is built;
+* a simulation loop that runs all time steps of a batch in one compiled
+  TensorFlow loop (``loop = 'graph'``, the default) or one compiled call per
+  step (``loop = 'step'``, the reference path; both give identical spikes);
+* a ``run`` that records the paper's metrics for every batch and writes
+  ``results.json`` (see :mod:`snntb_adaptive.metrics`).
+"""
+
+import os
+import sys
+import time
+
+from snntb_adaptive.registration import ensure_legacy_keras
+
+ensure_legacy_keras()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from snntoolbox.simulation.target_simulators import \
+    INI_temporal_mean_rate_target_sim as tmr_sim  # noqa: E402
+
+from snntb_adaptive import layers as at_layers  # noqa: E402
+from snntb_adaptive.config import (ConfigError,  # noqa: E402
+                                   settings_from_config)
+from snntb_adaptive.metrics import RunRecorder, topk_correct  # noqa: E402
+
+UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
+
+
+class SNN(tmr_sim.SNN):
+    """The spiking network with the adaptive threshold."""
+
+    #: 'graph': all T steps in one tf.function; 'step': one call per step.
+    loop = 'graph'
+
+    def __init__(self, config, queue=None):
+        super().__init__(config, queue)
+        self.settings = settings_from_config(config)
+        self.v_max = config.getfloat('cell', 'v_thresh')
+        self._spiking = []        # adaptive layers, in order
+        self._layer_rows = []     # name, type, neurons, eta, v_init
+        self._etas = None
+        self._batch_fn = None
+        self._step_fn = None
+        self.recorder = None
+        self.last_batch = None    # arrays of the last simulated batch
+
+    # ------------------------------------------------------------------
+    # Building
+
+    def build(self, parsed_model, **kwargs):
+        from snntb_adaptive.normalisation import spiking_layers
+        n = len(spiking_layers(parsed_model, self.config))
+        self._etas = self.settings.eta_per_layer(n)
+        super().build(parsed_model, **kwargs)
+
+    def add_layer(self, layer):
+        from snntoolbox.parsing.utils import (get_inbound_layers_with_params,
+                                              get_type)
+        layer_type = get_type(layer)
+        cls = getattr(at_layers, 'Spike' + layer_type, None)
+        if cls is None:
+            raise ConfigError(
+                "Layer {} of type {} cannot be converted with spike_code = "
+                "adaptive_threshold. Supported layers: {}, and Flatten, "
+                "Reshape, ZeroPadding2D, Concatenate. Replace the layer in "
+                "the model.".format(layer.name, layer_type, ', '.join(
+                    sorted(c[len('Spike'):]
+                           for c in at_layers.SPIKING_CLASSES))))
+        inbound = layer._inbound_nodes[0].inbound_layers
+        if not isinstance(inbound, (list, tuple)):
+            inbound = [inbound]
+        inbound = [self._spiking_layers[inb.name] for inb in inbound]
+        if len(inbound) == 1:
+            inbound = inbound[0]
+        kwargs = layer.get_config()
+        kwargs['config'] = self.config
+        activation = str(kwargs.pop('activation', None))
+        if activation in UNSUPPORTED_ACTIVATIONS or '_Q' in activation:
+            hint = (" Set [conversion] softmax_to_relu = True (or give the "
+                    "model a linear output layer)." if activation == 'softmax'
+                    else " Use ReLU or linear activations.")
+            raise ConfigError(
+                "Layer {} has activation {!r}, which cannot be combined with "
+                "spike_code = adaptive_threshold: SNN-TB's INI simulator "
+                "would fire it by its own rule.{}".format(
+                    layer.name, activation, hint))
+        spike_layer = cls(**kwargs)
+        spike_layer.activation_str = activation
+        spike_layer.is_first_spiking = \
+            len(get_inbound_layers_with_params(layer)) == 0
+        if cls.__name__ in at_layers.SPIKING_CLASSES:
+            index = len(self._spiking)
+            eta = self._etas[index]
+            is_output = layer is self.parsed_model.layers[-1]
+            spike_layer.threshold_params = at_layers.ThresholdParams(
+                update=self.settings.update, scope=self.settings.scope,
+                v_init=eta * self.v_max, v_max=self.v_max,
+                record_input=is_output and self.settings.readout == 'membrane')
+            self._spiking.append(spike_layer)
+            neurons = int(np.prod(layer.output_shape[1:]))
+            self._layer_rows.append({
+                'name': layer.name, 'type': layer_type, 'neurons': neurons,
+                'eta': eta, 'v_init': eta * self.v_max})
+        self._spiking_layers[layer.name] = spike_layer(inbound)
+
+    def compile(self):
+        super().compile()
+        if self.snn.layers[-1] is not self._spiking[-1]:
+            raise ConfigError(
+                "The model's last layer ({}) is not a spiking layer; the "
+                "readout needs the output layer's spikes. End the model with "
+                "a Dense (or other spiking) layer.".format(
+                    self.snn.layers[-1].name))
+
+    # ------------------------------------------------------------------
+    # Simulation
+
+    def _collect(self, out):
+        """Per-step quantities: output spikes or cumulative input of the
+        output layer (B, C), spikes per layer (B, L), theta per layer (B, L).
+        """
+        batch = self.batch_size
+        readout = self._spiking[-1].input_sum \
+            if self.settings.readout == 'membrane' else out
+        counts = tf.stack([lay.step_count for lay in self._spiking], axis=1)
+        thetas = tf.stack([tf.broadcast_to(lay.theta, [batch])
+                           for lay in self._spiking], axis=1)
+        return tf.identity(readout), counts, thetas
+
+    def _set_time(self, t):
+        for lay in self.snn.layers[1:]:
+            if getattr(lay, 'time', None) is not None:
+                lay.time.assign(t)
+
+    def _make_functions(self):
+        num_steps = self._num_timesteps
+        dt = self._dt
+
+        @tf.function
+        def run_batch(x):
+            ta_r = tf.TensorArray(tf.float32, size=num_steps)
+            ta_c = tf.TensorArray(tf.float32, size=num_steps)
+            ta_t = tf.TensorArray(tf.float32, size=num_steps)
+            for i in tf.range(num_steps):
+                self._set_time(tf.cast(i + 1, tf.float32) * dt)
+                out = self.snn(x, training=False)
+                r, c, th = self._collect(out)
+                ta_r = ta_r.write(i, r)
+                ta_c = ta_c.write(i, c)
+                ta_t = ta_t.write(i, th)
+            return ta_r.stack(), ta_c.stack(), ta_t.stack()
+
+        @tf.function
+        def step(x, t):
+            self._set_time(t)
+            out = self.snn(x, training=False)
+            return self._collect(out)
+
+        self._batch_fn = run_batch
+        self._step_fn = step
+
+    def simulate_batch(self, x):
+        """Simulate one batch for all time steps.
+
+        Returns numpy arrays ``readout (T, B, C)`` (output spikes of each
+        step, or cumulative input of the output layer), ``counts (T, B, L)``
+        (spikes per sample and spiking layer) and ``thetas (T, B, L)``.
+        """
+        if self._batch_fn is None:
+            self._make_functions()
+        x = tf.convert_to_tensor(np.asarray(x, np.float32) * self._dt)
+        if self.loop == 'graph':
+            r, c, th = self._batch_fn(x)
+            return r.numpy(), c.numpy(), th.numpy()
+        rs, cs, ths = [], [], []
+        for i in range(self._num_timesteps):
+            r, c, th = self._step_fn(x, tf.constant((i + 1) * self._dt,
+                                                    tf.float32))
+            rs.append(r.numpy())
+            cs.append(c.numpy())
+            ths.append(th.numpy())
+        return np.stack(rs), np.stack(cs), np.stack(ths)
+
+    def readout_scores(self, readout):
+        """Scores (T, B, C) the class decision is taken from: cumulative
+        output spike counts, or cumulative input for ``membrane``."""
+        if self.settings.readout == 'membrane':
+            return readout
+        return np.cumsum(readout > 0, axis=0, dtype=np.int32)
+
+    def simulate(self, **kwargs):
+        """SNN-TB's interface: returns cumulative output spike counts of
+        shape (B, C, T)."""
+        readout, counts, thetas = self.simulate_batch(kwargs['x_b_l'])
+        self.last_batch = {'readout': readout, 'counts': counts,
+                           'thetas': thetas}
+        spikes = np.cumsum(readout > 0, axis=0) \
+            if self.settings.readout == 'spikes' else readout
+        return np.transpose(spikes, (1, 2, 0))
+
+    # ------------------------------------------------------------------
+    # Run
+
+    def run_settings(self):
+        cfg = self.config
+        return {
+            **self.settings.as_dict(),
+            'eta_per_layer': list(self._etas),
+            'v_max': self.v_max,
+            'duration': self._duration,
+            'dt': self._dt,
+            'batch_size': self.batch_size,
+            'num_to_test': cfg.getint('simulation', 'num_to_test'),
+            'top_k': self.top_k,
+            'model_file': os.path.join(cfg.get('paths', 'path_wd'),
+                                       cfg.get('paths', 'filename_ann')
+                                       + '.h5'),
+            'normalize': cfg.getboolean('tools', 'normalize'),
+            'percentile': cfg.getfloat('normalization', 'percentile'),
+            'reset_between_nth_sample': cfg.getint(
+                'simulation', 'reset_between_nth_sample'),
+            'loop': self.loop,
+        }
+
+    def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
+        from snntoolbox.simulation.utils import get_samples_from_list
+        from snntb_adaptive.metrics import write_results
+
+        if not self.is_built:
+            raise ConfigError(
+                "The adaptive-threshold simulator converts the model in the "
+                "same run: set [tools] convert = True.")
+        if x_test is None or y_test is None:
+            raise ConfigError(
+                "No test data: the adaptive-threshold simulator needs "
+                "x_test.npz and y_test.npz in [paths] dataset_path.")
+        log_dir = kwargs.get('path') or self.config.get(
+            'paths', 'log_dir_of_current_run')
+        x_test, y_test = get_samples_from_list(x_test, y_test, None,
+                                               self.config)
+        num_batches = self.config.getint('simulation', 'num_to_test') \
+            // self.batch_size
+        num_batches = min(num_batches, len(x_test) // self.batch_size)
+        if num_batches == 0:
+            raise ConfigError(
+                "Fewer test samples ({}) than one batch ({}). Lower "
+                "[simulation] batch_size or add samples.".format(
+                    len(x_test), self.batch_size))
+        self.recorder = RunRecorder(self._layer_rows, self._num_timesteps,
+                                    self.top_k, self.num_classes)
+        started = time.time()
+        for b in range(num_batches):
+            t0 = time.time()
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            x_b, y_b = x_test[sl], y_test[sl]
+            truth = np.argmax(y_b, axis=1)
+            self.simulate(x_b_l=x_b, truth_b=truth)
+            ann_scores = self.parsed_model.predict_on_batch(x_b)
+            ann_scores = np.asarray(ann_scores)
+            self.recorder.add_batch(
+                truth, self.readout_scores(self.last_batch['readout']),
+                self.last_batch['counts'], self.last_batch['thetas'],
+                ann_top1=int(np.sum(topk_correct(ann_scores, truth, 1))),
+                ann_topk=int(np.sum(topk_correct(ann_scores, truth,
+                                                 self.top_k))))
+            self.reset(b)
+            self._progress(b, num_batches, started, time.time() - t0)
+        results = self.recorder.results(self.run_settings(),
+                                        time.time() - started)
+        path = write_results(log_dir, results)
+        print("\nsnntb-adaptive: accuracy top-1 {:.2%} (ANN {:.2%}) on {} "
+              "samples; convergence step {}; firing rate {:.4f}.\nResults "
+              "written to {}".format(
+                  results['final_accuracy_top1'],
+                  results['ann_accuracy_top1'], results['num_samples'],
+                  results['convergence_step'], results['firing_rate'], path))
+        return results['final_accuracy_top1']
+
+    def _progress(self, b, num_batches, started, batch_seconds):
+        done = b + 1
+        elapsed = time.time() - started
+        left = elapsed / done * (num_batches - done)
+        acc = self.recorder.running_accuracy()
+        sys.stdout.write(
+            "batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
+            "{:.1f} s left\n".format(done, num_batches, acc,
+                                     self._num_timesteps / max(
+                                         batch_seconds, 1e-9),
+                                     elapsed, left))
+        sys.stdout.flush()
