@@ -190,6 +190,30 @@ class SNN(tmr_sim.SNN):
             ths.append(th.numpy())
         return np.stack(rs), np.stack(cs), np.stack(ths)
 
+    def simulate_spikes(self, x, num_steps=None):
+        """Step-by-step path that also returns every spiking layer's spikes:
+        a list, one array ``(T, B, ...)`` per spiking layer (values 0 or
+        ``V_max``). Starts from the current state; call :meth:`reset` first
+        for a fresh batch. Used by the tests and for spike rasters."""
+        if not hasattr(self, '_all_spikes_model'):
+            self._all_spikes_model = tf.keras.Model(
+                self.snn.input, [lay.output for lay in self._spiking])
+            model = self._all_spikes_model
+
+            @tf.function
+            def step(x, t):
+                self._set_time(t)
+                return model(x, training=False)
+            self._all_spikes_step = step
+        x = tf.convert_to_tensor(np.asarray(x, np.float32) * self._dt)
+        steps = []
+        for i in range(num_steps or self._num_timesteps):
+            out = self._all_spikes_step(x, tf.constant((i + 1) * self._dt,
+                                                        tf.float32))
+            steps.append([o.numpy() for o in out])
+        return [np.stack([s[k] for s in steps])
+                for k in range(len(self._spiking))]
+
     def readout_scores(self, readout):
         """Scores (T, B, C) the class decision is taken from: cumulative
         output spike counts, or cumulative input for ``membrane``."""

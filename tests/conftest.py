@@ -1,0 +1,132 @@
+"""Shared test fixtures: small SNN-TB work folders on scikit-learn digits and
+helpers that run SNN-TB's own parse -> normalise -> build steps in-process."""
+
+import os
+import shutil
+import sys
+
+os.environ['TF_USE_LEGACY_KERAS'] = '1'
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from snntb_adaptive import registration  # noqa: E402
+
+registration.install()
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS_MODEL = os.path.join(ROOT, 'models', 'digits_cnn.h5')
+SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
+
+BASE_INI = """
+[paths]
+path_wd = {wd}
+dataset_path = {data}
+filename_ann = {ann}
+runlabel = {label}
+
+[tools]
+evaluate_ann = False
+normalize = {normalize}
+
+[conversion]
+spike_code = {spike_code}
+softmax_to_relu = True
+
+[simulation]
+simulator = INI
+duration = {duration}
+batch_size = {batch_size}
+num_to_test = {num_to_test}
+top_k = 5
+{simulation}
+[output]
+verbose = 0
+{output}
+"""
+
+
+def write_config(wd, extra='', **kw):
+    """Write a config into ``wd`` and return its path. ``simulation`` and
+    ``output`` are lines added to those sections; ``extra`` is appended
+    verbatim (more sections)."""
+    values = dict(data=os.path.join(wd, 'data'), ann='model', label='test',
+                  normalize=True, spike_code='adaptive_threshold',
+                  duration=30, batch_size=10, num_to_test=20, simulation='',
+                  output='')
+    values.update(kw)
+    path = os.path.join(wd, values.pop('name', 'config.ini'))
+    with open(path, 'w') as f:
+        f.write(BASE_INI.format(wd=wd, **values) + extra)
+    return path
+
+
+def make_workdir(tmp, model_path=DIGITS_MODEL, num_test=40, num_norm=300):
+    """A work folder with ``model.h5`` and a digits data folder."""
+    from snntb_adaptive import data
+    os.makedirs(tmp, exist_ok=True)
+    shutil.copy(model_path, os.path.join(tmp, 'model.h5'))
+    x_tr, y_tr, x_te, y_te = data.load_digits()
+    data.write_snntb_dataset(os.path.join(tmp, 'data'), x_te[:num_test],
+                             y_te[:num_test], x_tr[:num_norm], 10)
+    return tmp
+
+
+def setup(config_path):
+    """SNN-TB's ``update_setup`` (with the plugin's hooks)."""
+    from snntoolbox.bin.utils import update_setup
+    return update_setup(config_path)
+
+
+def parse_and_normalise(config, model=None):
+    """SNN-TB's own parse -> normalise, as ``run_pipeline`` does it.
+    Returns ``(parsed_model, testset)``."""
+    from snntoolbox.conversion.utils import normalize_parameters
+    from snntoolbox.datasets.utils import get_dataset
+    from snntoolbox.parsing.model_libs import keras_input_lib
+    normset, testset = get_dataset(config)
+    if model is None:
+        model = keras_input_lib.load(config.get('paths', 'path_wd'),
+                                     config.get('paths', 'filename_ann'))[
+            'model']
+    parser = keras_input_lib.ModelParser(model, config)
+    parser.parse()
+    parsed = parser.build_parsed_model()
+    if config.getboolean('tools', 'normalize'):
+        normalize_parameters(parsed, config, **normset)
+    return parsed, testset
+
+
+def build_snn(config, parsed, testset=None):
+    from snntoolbox.bin.utils import import_target_sim
+    snn = import_target_sim(config).SNN(config)
+    snn.build(parsed, **(testset or {}))
+    return snn
+
+
+@pytest.fixture(scope='session')
+def digits_dir(tmp_path_factory):
+    return make_workdir(str(tmp_path_factory.mktemp('digits')))
+
+
+@pytest.fixture(scope='session')
+def digits_data():
+    from snntb_adaptive import data
+    return data.load_digits()
+
+
+def python_exe():
+    return sys.executable
+
+
+def shared_path(*parts):
+    return os.path.join(SHARED, *parts)
+
+
+def assert_spikes_equal(a, b, what=''):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (what, a.shape, b.shape)
+    diff = np.argwhere(a != b)
+    assert diff.size == 0, "{}: {} of {} entries differ, first at {}".format(
+        what, len(diff), a.size, diff[:3].tolist())

@@ -1,0 +1,117 @@
+"""Every invalid ``[adaptive_threshold]`` value, and every SNN-TB option the
+adaptive threshold cannot be combined with, fails in ``update_setup`` (before
+any model is loaded) with a message naming the key, the value and what is
+allowed."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, setup, write_config
+from snntb_adaptive.config import (ConfigError, Settings, parse_eta,
+                                   settings_from_mapping)
+
+AT_CASES = [
+    ({'preset': 'papper'}, ["preset = 'papper'", 'paper, authors_code, '
+                            'authors_executed, paper_window']),
+    ({'eta_scale': 'abc'}, ["eta_scale = 'abc'", 'not a number',
+                            '(0, 1]']),
+    ({'eta_scale': '0'}, ["eta_scale = '0'", 'outside (0, 1]']),
+    ({'eta_scale': '1.5'}, ["eta_scale = '1.5'", 'outside (0, 1]']),
+    ({'eta_scale': '-0.2'}, ["eta_scale = '-0.2'", 'outside (0, 1]']),
+    ({'eta_scale': 'nan'}, ["eta_scale = 'nan'", 'outside (0, 1]']),
+    ({'eta_scale': '0.7,,0.8'}, ["eta_scale = '0.7,,0.8'",
+                                 'not a number']),
+    ({'update': 'grow'}, ["update = 'grow'", 'clamp, window, none']),
+    ({'scope': 'layer'}, ["scope = 'layer'", 'sample, batch']),
+    ({'readout': 'votes'}, ["readout = 'votes'", 'spikes, membrane']),
+    ({'etascale': '0.7'}, ["unknown key(s) 'etascale'",
+                           'preset, eta_scale, update, scope, readout']),
+]
+
+
+@pytest.mark.parametrize('section,expected', AT_CASES)
+def test_adaptive_section_errors(digits_dir, section, expected):
+    extra = '\n[adaptive_threshold]\n' + ''.join(
+        '{} = {}\n'.format(k, v) for k, v in section.items())
+    path = write_config(digits_dir, name='bad.ini', extra=extra)
+    with pytest.raises(ConfigError) as e:
+        setup(path)
+    for text in expected:
+        assert text in str(e.value)
+    assert '[adaptive_threshold]' in str(e.value)
+
+
+SNNTB_CASES = [
+    ('[cell]\ntau_refrac = 2\n', "[cell] tau_refrac = '2'", 'tau_refrac = 0'),
+    ('[cell]\nreset = Reset to zero\n', "[cell] reset = 'Reset to zero'",
+     'Reset by subtraction'),
+    ('[cell]\nleak = True\n', '[cell] leak = True', 'leak = False'),
+    ('[cell]\npayloads = True\n', '[cell] payloads = True',
+     'payloads = False'),
+    ('[cell]\nv_thresh = 0\n', "[cell] v_thresh = '0'", 'positive'),
+    ('[input]\npoisson_input = True\n', '[input] poisson_input = True',
+     'poisson_input = False'),
+    ('[normalization]\nonline_normalization = True\n',
+     '[normalization] online_normalization = True',
+     'online_normalization = False'),
+]
+
+
+@pytest.mark.parametrize('extra,name,fix', SNNTB_CASES)
+def test_incompatible_snntb_options(digits_dir, extra, name, fix):
+    path = write_config(digits_dir, name='bad.ini', extra='\n' + extra)
+    with pytest.raises(ConfigError) as e:
+        setup(path)
+    assert name in str(e.value)
+    assert fix in str(e.value)
+
+
+@pytest.mark.parametrize('sim,output,text', [
+    ('dt = 0.5', '', "[simulation] dt = '0.5'"),
+    ('', "plot_vars = {'spikerates'}", "[output] plot_vars = {'spikerates'}"),
+])
+def test_incompatible_simulation_and_output(digits_dir, sim, output, text):
+    path = write_config(digits_dir, name='bad.ini', simulation=sim,
+                        output=output)
+    with pytest.raises(ConfigError, match=r'\[(simulation|output)\]') as e:
+        setup(path)
+    assert text in str(e.value)
+
+
+def test_presets_and_overrides():
+    s = settings_from_mapping({})
+    assert s == Settings('paper', 'clamp', 'sample', (0.7,), 'spikes')
+    s = settings_from_mapping({'preset': 'authors_code'})
+    assert (s.update, s.scope) == ('clamp', 'batch')
+    s = settings_from_mapping({'preset': 'authors_executed'})
+    assert s.update == 'none'
+    s = settings_from_mapping({'preset': 'paper_window', 'scope': 'batch',
+                               'update': 'clamp', 'eta_scale': '0.8, 0.9'})
+    assert (s.update, s.scope, s.eta_scale) == ('clamp', 'batch', (0.8, 0.9))
+    assert parse_eta('1') == (1.0,)
+
+
+def test_eta_list_length_must_match_spiking_layers():
+    s = settings_from_mapping({'eta_scale': '0.7, 0.8'})
+    assert s.eta_per_layer(2) == [0.7, 0.8]
+    with pytest.raises(ConfigError) as e:
+        s.eta_per_layer(6)
+    assert 'gives 2 values, but the model has 6 spiking layers' in str(e.value)
+
+
+def test_plain_snntoolbox_reports_config_error_without_traceback(digits_dir):
+    """The `snntoolbox` command prints the message and exits 2, before
+    loading the model."""
+    path = write_config(digits_dir, name='bad_cli.ini',
+                        extra='\n[adaptive_threshold]\nupdate = grow\n')
+    exe = os.path.join(os.path.dirname(sys.executable), 'snntoolbox')
+    p = subprocess.run([exe, '-t', path], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "snntb-adaptive: error: [adaptive_threshold] update = 'grow'" \
+        in p.stderr
+    assert 'Traceback' not in p.stderr
+    assert 'Parsing input model' not in p.stdout

@@ -1,0 +1,86 @@
+"""Parity with unmodified SNN-TB: ``eta_scale = 1, update = none`` must give
+exactly the spikes and accuracy per step of SNN-TB's own
+``temporal_mean_rate`` INI simulator on the same parsed, normalised model."""
+
+import numpy as np
+import pytest
+
+from conftest import (assert_spikes_equal, build_snn, parse_and_normalise,
+                      setup, write_config)
+
+AT_ONE = """
+[adaptive_threshold]
+preset = authors_executed
+eta_scale = 1
+update = none
+"""
+
+
+@pytest.fixture(scope='module')
+def pair(digits_dir):
+    stock_cfg = setup(write_config(
+        digits_dir, name='stock.ini', label='parity_stock',
+        spike_code='temporal_mean_rate',
+        output="log_vars = {'spiketrains_n_b_l_t'}"))
+    at_cfg = setup(write_config(digits_dir, name='at1.ini',
+                                label='parity_at', extra=AT_ONE))
+    parsed, testset = parse_and_normalise(stock_cfg)
+    stock = build_snn(stock_cfg, parsed, testset)
+    at = build_snn(at_cfg, parsed, testset)
+    return stock, at, testset
+
+
+def _stock_batch(stock, x, truth):
+    stock.init_log_vars()
+    counts = stock.simulate(x_b_l=x, truth_b=truth)        # (B, C, T)
+    trains = [np.moveaxis(s > 0, -1, 0) for s, _ in stock.spiketrains_n_b_l_t]
+    stock.reset(0)
+    return counts, trains
+
+
+@pytest.mark.parametrize('batch', [0, 1])
+def test_same_spikes_as_snntb_temporal_mean_rate(pair, batch):
+    stock, at, testset = pair
+    sl = slice(10 * batch, 10 * (batch + 1))
+    x, y = testset['x_test'][sl], testset['y_test'][sl]
+    truth = np.argmax(y, 1)
+    counts_stock, trains_stock = _stock_batch(stock, x, truth)
+
+    # Reference (step-by-step) path: every layer, every step.
+    trains_at = at.simulate_spikes(x)
+    at.reset(0)
+    assert len(trains_at) == len(trains_stock) == 6
+    for k, (a, s) in enumerate(zip(trains_at, trains_stock)):
+        assert_spikes_equal(a != 0, s, 'layer {}'.format(k))
+    assert sum(int(s.sum()) for s in trains_stock) > 1000  # a busy network
+
+    # Compiled loop (the default path): output spikes and per-layer counts.
+    readout, counts, _ = at.simulate_batch(x)
+    at.reset(0)
+    assert_spikes_equal(np.cumsum(readout > 0, 0).transpose(1, 2, 0),
+                        counts_stock, 'output spike counts')
+    per_layer = np.stack([s.reshape(s.shape[0], s.shape[1], -1).sum(-1)
+                          for s in trains_stock], axis=-1)
+    assert_spikes_equal(counts, per_layer, 'spikes per layer and step')
+
+
+def test_same_accuracy_per_step(pair):
+    from snntb_adaptive.metrics import topk_correct
+    stock, at, testset = pair
+    x, y = testset['x_test'][:10], testset['y_test'][:10]
+    truth = np.argmax(y, 1)
+    counts_stock, _ = _stock_batch(stock, x, truth)
+    # SNN-TB's own accuracy rule (simulation/utils.py, AbstractSNN.run).
+    guesses = np.argmax(counts_stock, 1)
+    guesses[np.nonzero(np.sum(counts_stock, 1) == 0)] = -1
+    acc_stock = np.mean(guesses == truth[:, None], axis=0)
+
+    at.recorder = None
+    readout, counts, thetas = at.simulate_batch(x)
+    at.reset(0)
+    scores = at.readout_scores(readout)
+    undecided = np.all(scores == 0, -1)
+    acc_at = topk_correct(scores, np.broadcast_to(truth, scores.shape[:2]), 1,
+                          undecided).mean(1)
+    np.testing.assert_array_equal(acc_at, acc_stock)
+    assert acc_stock[-1] >= 0.7
