@@ -80,8 +80,15 @@ class RunRecorder:
     def batch_record(self, truth, scores, counts, thetas, ann_top1, ann_topk):
         """Reduce one batch to what the run keeps.
 
-        ``scores (T, B, C)``, ``counts (T, B, L)``, ``thetas (T, B, L)``.
+        ``scores (T, B, C)``, ``counts (T, B, L)``, ``thetas (T, B, L)``;
+        ``counts`` and ``thetas`` may be None (a simulator that does not
+        report them: SNN-TB's own).
         """
+        T, L = self.num_steps, len(self.layers)
+        if counts is None:
+            counts = np.full((T, 1, L), np.nan)
+        if thetas is None:
+            thetas = np.full((T, 1, L), np.nan)
         truth = np.asarray(truth)
         undecided = np.all(scores == 0, axis=-1) if np.issubdtype(
             scores.dtype, np.integer) else None
@@ -129,6 +136,8 @@ class RunRecorder:
         rate_layer = self.spikes / (neurons * T * n)
         names = [r['name'] for r in self.layers]
         theta_mean = self.theta_sum / n
+        has_spikes = bool(np.all(np.isfinite(self.spikes)))
+        has_theta = bool(np.all(np.isfinite(self.theta_sum)))
         return {
             'snntb_adaptive_version': __version__,
             'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
@@ -145,18 +154,21 @@ class RunRecorder:
             'ann_accuracy_topk': self.annk / n,
             'convergence_step': convergence_step(acc1),
             'convergence_tolerance': CONVERGENCE_TOLERANCE,
-            'firing_rate': float(self.spikes.sum() / (neurons.sum() * T * n)),
-            'firing_rate_per_layer': dict(zip(names, rate_layer.tolist())),
+            'firing_rate': float(self.spikes.sum() / (neurons.sum() * T * n))
+            if has_spikes else None,
+            'firing_rate_per_layer': dict(zip(names, rate_layer.tolist()))
+            if has_spikes else None,
             'spikes_per_layer': dict(zip(names, [int(s) for s in
-                                                 self.spikes])),
+                                                 self.spikes]))
+            if has_spikes else None,
             'spikes_per_step_per_layer': {
                 name: self.spikes_per_step[:, i].astype(np.int64).tolist()
-                for i, name in enumerate(names)},
+                for i, name in enumerate(names)} if has_spikes else None,
             'threshold_trace': {
                 name: {'mean': theta_mean[:, i].tolist(),
                        'min': self.theta_min[:, i].tolist(),
                        'max': self.theta_max[:, i].tolist()}
-                for i, name in enumerate(names)},
+                for i, name in enumerate(names)} if has_theta else None,
         }
 
 

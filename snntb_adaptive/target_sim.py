@@ -52,6 +52,7 @@ class SNN(tmr_sim.SNN):
         self._step_fn = None
         self.recorder = None
         self.last_batch = None    # arrays of the last simulated batch
+        self.results = None       # results.json content after run()
 
     # ------------------------------------------------------------------
     # Building
@@ -271,35 +272,21 @@ class SNN(tmr_sim.SNN):
             'paths', 'log_dir_of_current_run')
         x_test, y_test = get_samples_from_list(x_test, y_test, None,
                                                self.config)
-        num_batches = self.config.getint('simulation', 'num_to_test') \
-            // self.batch_size
-        num_batches = min(num_batches, len(x_test) // self.batch_size)
-        if num_batches == 0:
-            raise ConfigError(
-                "Fewer test samples ({}) than one batch ({}). Lower "
-                "[simulation] batch_size or add samples.".format(
-                    len(x_test), self.batch_size))
         self.recorder = RunRecorder(self._layer_rows, self._num_timesteps,
                                     self.top_k, self.num_classes)
-        started = time.time()
-        for b in range(num_batches):
-            t0 = time.time()
-            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            x_b, y_b = x_test[sl], y_test[sl]
-            truth = np.argmax(y_b, axis=1)
-            self.simulate(x_b_l=x_b, truth_b=truth)
-            ann_scores = self.parsed_model.predict_on_batch(x_b)
-            ann_scores = np.asarray(ann_scores)
-            self.recorder.add_batch(
-                truth, self.readout_scores(self.last_batch['readout']),
-                self.last_batch['counts'], self.last_batch['thetas'],
-                ann_top1=int(np.sum(topk_correct(ann_scores, truth, 1))),
-                ann_topk=int(np.sum(topk_correct(ann_scores, truth,
-                                                 self.top_k))))
-            self.reset(b)
-            self._progress(b, num_batches, started, time.time() - t0)
-        results = self.recorder.results(self.run_settings(),
-                                        time.time() - started)
+
+        def simulate(x_b):
+            self.simulate(x_b_l=x_b)
+            b = self.last_batch
+            return (self.readout_scores(b['readout']), b['counts'],
+                    b['thetas'])
+
+        seconds = run_batches(simulate, self.reset, self.parsed_model,
+                              x_test, y_test, self.batch_size,
+                              self.config.getint('simulation', 'num_to_test'),
+                              self.recorder)
+        results = self.recorder.results(self.run_settings(), seconds)
+        self.results = results
         path = write_results(log_dir, results)
         print("\nsnntb-adaptive: accuracy top-1 {:.2%} (ANN {:.2%}) on {} "
               "samples; convergence step {}; firing rate {:.4f}.\nResults "
@@ -309,15 +296,39 @@ class SNN(tmr_sim.SNN):
                   results['convergence_step'], results['firing_rate'], path))
         return results['final_accuracy_top1']
 
-    def _progress(self, b, num_batches, started, batch_seconds):
-        done = b + 1
-        elapsed = time.time() - started
-        left = elapsed / done * (num_batches - done)
-        acc = self.recorder.running_accuracy()
-        sys.stdout.write(
-            "batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
-            "{:.1f} s left\n".format(done, num_batches, acc,
-                                     self._num_timesteps / max(
-                                         batch_seconds, 1e-9),
-                                     elapsed, left))
-        sys.stdout.flush()
+
+def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
+                num_to_test, recorder, out=sys.stdout):
+    """Simulate ``x_test`` batch by batch into ``recorder``, evaluating the
+    ANN on the same batches; print progress. Returns the wall time.
+
+    ``simulate(x_batch)`` returns ``(scores (T,B,C), counts, thetas)``;
+    ``reset(batch_index)`` is SNN-TB's reset after each batch.
+    """
+    num_batches = min(num_to_test, len(x_test)) // batch_size
+    if num_batches == 0:
+        raise ConfigError(
+            "Fewer test samples ({}) than one batch ({}). Lower [simulation] "
+            "batch_size or add samples.".format(min(num_to_test, len(x_test)),
+                                                batch_size))
+    started = time.time()
+    for b in range(num_batches):
+        t0 = time.time()
+        sl = slice(b * batch_size, (b + 1) * batch_size)
+        x_b, y_b = x_test[sl], y_test[sl]
+        truth = np.argmax(y_b, axis=1)
+        scores, counts, thetas = simulate(x_b)
+        ann = np.asarray(parsed_model.predict_on_batch(x_b))
+        recorder.add_batch(
+            truth, scores, counts, thetas,
+            ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
+            ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
+        reset(b)
+        done, elapsed = b + 1, time.time() - started
+        out.write("batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
+                  "{:.1f} s left\n".format(
+                      done, num_batches, recorder.running_accuracy(),
+                      recorder.num_steps / max(time.time() - t0, 1e-9),
+                      elapsed, elapsed / done * (num_batches - done)))
+        out.flush()
+    return time.time() - started

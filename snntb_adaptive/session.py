@@ -1,0 +1,195 @@
+"""Run one model under several settings, parsing and normalising once.
+
+SNN-TB's ``run_pipeline`` parses, normalises, converts and simulates for one
+config. To compare settings fairly (and quickly) a session does SNN-TB's parse
+and normalisation once, then builds one spiking network per setting from the
+same parsed, normalised model:
+
+* ``stock``: SNN-TB's own ``temporal_mean_rate`` INI simulator, unmodified;
+  accuracy per step is recorded from its output (it does not report spikes
+  per layer or thresholds);
+* anything else: the plugin's simulator with the given
+  ``[adaptive_threshold]`` keys (a preset name, plus any overrides).
+
+Every setting writes ``results.json`` into its own log folder
+``<log root>/<setting name>/``.
+"""
+
+import configparser
+import os
+
+from snntb_adaptive.registration import ensure_legacy_keras, install
+
+STOCK = 'stock'
+
+
+def copy_config(config, overrides=None):
+    """An independent copy of a SNN-TB config; ``overrides`` maps
+    ``(section, key)`` to a value."""
+    new = configparser.ConfigParser()
+    new.optionxform = str
+    new.read_dict({s: dict(config.items(s, raw=True))
+                   for s in config.sections()})
+    for (section, key), value in (overrides or {}).items():
+        if not new.has_section(section):
+            new.add_section(section)
+        new.set(section, key, str(value))
+    return new
+
+
+def parse_setting(text):
+    """``'paper'`` -> preset paper; ``'paper:eta_scale=0.8:scope=batch'`` ->
+    preset with overrides; ``'stock'`` -> SNN-TB's own simulator."""
+    parts = text.split(':')
+    name = parts[0]
+    keys = {}
+    for p in parts[1:]:
+        if '=' not in p:
+            from snntb_adaptive.config import ConfigError
+            raise ConfigError("setting {!r}: {!r} is not KEY=VALUE".format(
+                text, p))
+        k, v = p.split('=', 1)
+        keys[k.strip()] = v.strip()
+    return name, keys
+
+
+class Session:
+    """One model, one data set, parsed and normalised once."""
+
+    def __init__(self, config_path, log_root=None):
+        install()
+        ensure_legacy_keras()
+        from snntoolbox.bin.utils import update_setup
+        self.config = update_setup(os.path.abspath(config_path))
+        self.log_root = log_root or os.path.dirname(
+            self.config.get('paths', 'log_dir_of_current_run'))
+        self.parsed = None
+        self.testset = None
+        self.ann_accuracy = None
+
+    def prepare(self):
+        """SNN-TB's load -> parse -> normalise, once."""
+        from snntoolbox.conversion.utils import normalize_parameters
+        from snntoolbox.datasets.utils import get_dataset
+        from snntoolbox.parsing.model_libs import keras_input_lib
+        cfg = self.config
+        normset, self.testset = get_dataset(cfg)
+        model = keras_input_lib.load(cfg.get('paths', 'path_wd'),
+                                     cfg.get('paths', 'filename_ann'))['model']
+        parser = keras_input_lib.ModelParser(model, cfg)
+        parser.parse()
+        self.parsed = parser.build_parsed_model()
+        if cfg.getboolean('tools', 'normalize'):
+            normalize_parameters(self.parsed, cfg, **normset)
+        return self
+
+    def setting_config(self, name, keys):
+        overrides = {('paths', 'log_dir_of_current_run'):
+                     os.path.join(self.log_root, name)}
+        if name == STOCK:
+            overrides[('conversion', 'spike_code')] = 'temporal_mean_rate'
+        else:
+            overrides[('conversion', 'spike_code')] = 'adaptive_threshold'
+            overrides[('adaptive_threshold', 'preset')] = name
+            for k, v in keys.items():
+                overrides[('adaptive_threshold', k)] = v
+        cfg = copy_config(self.config, overrides)
+        os.makedirs(cfg.get('paths', 'log_dir_of_current_run'),
+                    exist_ok=True)
+        return cfg
+
+    def run(self, setting, label=None):
+        """Run one setting (see :func:`parse_setting`); returns its
+        results dict, also written to ``<log root>/<label>/results.json``."""
+        from snntb_adaptive.config import (check_snntb_options,
+                                           settings_from_config)
+        if self.parsed is None:
+            self.prepare()
+        name, keys = parse_setting(setting)
+        cfg = self.setting_config(label or setting.replace(':', '_'), keys)
+        if name == STOCK:
+            return self._run_stock(cfg)
+        cfg.set('adaptive_threshold', 'preset', name)
+        settings_from_config(cfg)  # validates
+        check_snntb_options(cfg)
+        from snntb_adaptive.target_sim import SNN
+        snn = SNN(cfg)
+        snn.build(self.parsed, **self.testset)
+        snn.run(**self.testset)
+        return snn.results
+
+    def _run_stock(self, cfg):
+        import numpy as np
+        from snntoolbox.simulation.target_simulators import \
+            INI_temporal_mean_rate_target_sim as stock_sim
+        from snntb_adaptive.metrics import RunRecorder, write_results
+        from snntb_adaptive.normalisation import spiking_layers
+        from snntb_adaptive.target_sim import run_batches
+        snn = stock_sim.SNN(cfg)
+        snn.build(self.parsed, **self.testset)
+        rows = [{'name': lay.name, 'type': lay.__class__.__name__,
+                 'neurons': int(np.prod(lay.output_shape[1:]))}
+                for lay in spiking_layers(self.parsed, cfg)]
+        recorder = RunRecorder(rows, snn._num_timesteps, snn.top_k,
+                               snn.num_classes)
+
+        def simulate(x_b):
+            counts = snn.simulate(x_b_l=x_b, truth_b=np.zeros(len(x_b)))
+            return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
+                    None)
+
+        seconds = run_batches(simulate, snn.reset, self.parsed,
+                              self.testset['x_test'], self.testset['y_test'],
+                              snn.batch_size,
+                              cfg.getint('simulation', 'num_to_test'),
+                              recorder)
+        settings = {
+            'preset': STOCK, 'simulator': 'SNN-TB temporal_mean_rate',
+            'v_max': cfg.getfloat('cell', 'v_thresh'),
+            'duration': snn._duration, 'dt': snn._dt,
+            'batch_size': snn.batch_size,
+            'num_to_test': cfg.getint('simulation', 'num_to_test'),
+            'top_k': snn.top_k,
+            'model_file': os.path.join(cfg.get('paths', 'path_wd'),
+                                       cfg.get('paths', 'filename_ann')
+                                       + '.h5'),
+            'normalize': cfg.getboolean('tools', 'normalize'),
+            'percentile': cfg.getfloat('normalization', 'percentile')}
+        results = recorder.results(settings, seconds)
+        write_results(cfg.get('paths', 'log_dir_of_current_run'), results)
+        return results
+
+
+def summary_row(name, res, steps):
+    """One row of a comparison table."""
+    acc = res['accuracy_top1_per_step']
+    row = {'setting': name}
+    for t in steps:
+        row['acc@{}'.format(t)] = acc[t - 1] if t <= len(acc) else None
+    row['final'] = res['final_accuracy_top1']
+    row['ANN'] = res['ann_accuracy_top1']
+    row['convergence step'] = res['convergence_step']
+    row['firing rate'] = res['firing_rate']
+    return row
+
+
+def format_markdown(rows):
+    """A Markdown table of :func:`summary_row` rows."""
+    cols = list(rows[0])
+    percent = {c for c in cols if c.startswith('acc@') or c in ('final',
+                                                               'ANN')}
+
+    def fmt(col, v):
+        if v is None:
+            return '-'
+        if col in percent:
+            return '{:.2f} %'.format(100 * v)
+        if isinstance(v, float):
+            return '{:.4f}'.format(v)
+        return str(v)
+
+    lines = ['| ' + ' | '.join(cols) + ' |',
+             '|' + '|'.join('---' for _ in cols) + '|']
+    for r in rows:
+        lines.append('| ' + ' | '.join(fmt(c, r[c]) for c in cols) + ' |')
+    return '\n'.join(lines)
