@@ -231,6 +231,11 @@ def check_snntb_options(config):
             "reads .npz data sets. Convert the data with "
             "'python -m snntb_adaptive prepare-data' and set "
             "dataset_format = npz.".format(dataset_format))
+    if _get(config, 'paths', 'filename_clamp_indices', ''):
+        raise ConfigError(
+            "[paths] filename_clamp_indices is set: SNN-TB's experimental "
+            "membrane clamping cannot be combined with spike_code = "
+            "adaptive_threshold. Remove the key or leave it empty.")
     if _get(config, 'input', 'max_num_input_spikes', ''):
         raise ConfigError(
             "[input] max_num_input_spikes is set: it cannot be combined with "

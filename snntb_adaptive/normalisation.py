@@ -24,6 +24,14 @@ def spiking_layers(model, config):
     return [layer for layer in model.layers[1:] if is_spiking(layer, config)]
 
 
+def check_convertible(model, config):
+    """Fail early, before normalisation, on layers the adaptive threshold
+    cannot simulate (see :mod:`snntb_adaptive.target_sim`)."""
+    from snntb_adaptive.target_sim import check_layer
+    for layer in model.layers[1:]:
+        check_layer(layer)
+
+
 def phase1_rows(model, config, scale_facs=None):
     """Per spiking layer: name, type, neurons, lambda, eta, V_max, V_init."""
     settings = settings_from_config(config)
@@ -80,9 +88,10 @@ def phase1(model, config, snntb_normalize, **kwargs):
     """The Phase-1 hook that replaces SNN-TB's ``normalize_parameters`` for
     ``spike_code = adaptive_threshold``.
 
-    The eta list is checked against the number of spiking layers before any
-    normalisation work starts.
+    The layers and the eta list (against the number of spiking layers) are
+    checked before any normalisation work starts.
     """
+    check_convertible(model, config)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
     snntb_normalize(model, config, **kwargs)
     if 'scale_facs' in kwargs:

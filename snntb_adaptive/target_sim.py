@@ -35,6 +35,33 @@ from snntb_adaptive.metrics import RunRecorder, topk_correct  # noqa: E402
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
 
 
+def check_layer(layer):
+    """The adaptive class for a parsed-model layer, and its type; a
+    :class:`ConfigError` names a layer type or activation that cannot be
+    simulated with the adaptive threshold and what to change."""
+    from snntoolbox.parsing.utils import get_type
+    layer_type = get_type(layer)
+    cls = getattr(at_layers, 'Spike' + layer_type, None)
+    if cls is None:
+        raise ConfigError(
+            "Layer {} of type {} cannot be converted with spike_code = "
+            "adaptive_threshold. Supported layers: {}, and Flatten, Reshape, "
+            "ZeroPadding2D, Concatenate. Replace the layer in the model."
+            "".format(layer.name, layer_type, ', '.join(sorted(
+                c[len('Spike'):] for c in at_layers.SPIKING_CLASSES))))
+    activation = getattr(layer, 'activation', None)
+    activation = str(getattr(activation, '__name__', activation))
+    if activation in UNSUPPORTED_ACTIVATIONS or '_Q' in activation:
+        hint = (" Set [conversion] softmax_to_relu = True (or give the model "
+                "a linear output layer)." if activation == 'softmax'
+                else " Use ReLU or linear activations.")
+        raise ConfigError(
+            "Layer {} has activation {!r}, which cannot be combined with "
+            "spike_code = adaptive_threshold: SNN-TB's INI simulator would "
+            "fire it by its own rule.{}".format(layer.name, activation, hint))
+    return cls, layer_type
+
+
 class SNN(tmr_sim.SNN):
     """The spiking network with the adaptive threshold."""
 
@@ -64,18 +91,8 @@ class SNN(tmr_sim.SNN):
         super().build(parsed_model, **kwargs)
 
     def add_layer(self, layer):
-        from snntoolbox.parsing.utils import (get_inbound_layers_with_params,
-                                              get_type)
-        layer_type = get_type(layer)
-        cls = getattr(at_layers, 'Spike' + layer_type, None)
-        if cls is None:
-            raise ConfigError(
-                "Layer {} of type {} cannot be converted with spike_code = "
-                "adaptive_threshold. Supported layers: {}, and Flatten, "
-                "Reshape, ZeroPadding2D, Concatenate. Replace the layer in "
-                "the model.".format(layer.name, layer_type, ', '.join(
-                    sorted(c[len('Spike'):]
-                           for c in at_layers.SPIKING_CLASSES))))
+        from snntoolbox.parsing.utils import get_inbound_layers_with_params
+        cls, layer_type = check_layer(layer)
         inbound = layer._inbound_nodes[0].inbound_layers
         if not isinstance(inbound, (list, tuple)):
             inbound = [inbound]
@@ -85,15 +102,6 @@ class SNN(tmr_sim.SNN):
         kwargs = layer.get_config()
         kwargs['config'] = self.config
         activation = str(kwargs.pop('activation', None))
-        if activation in UNSUPPORTED_ACTIVATIONS or '_Q' in activation:
-            hint = (" Set [conversion] softmax_to_relu = True (or give the "
-                    "model a linear output layer)." if activation == 'softmax'
-                    else " Use ReLU or linear activations.")
-            raise ConfigError(
-                "Layer {} has activation {!r}, which cannot be combined with "
-                "spike_code = adaptive_threshold: SNN-TB's INI simulator "
-                "would fire it by its own rule.{}".format(
-                    layer.name, activation, hint))
         spike_layer = cls(**kwargs)
         spike_layer.activation_str = activation
         spike_layer.is_first_spiking = \

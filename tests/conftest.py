@@ -32,7 +32,7 @@ normalize = {normalize}
 
 [conversion]
 spike_code = {spike_code}
-softmax_to_relu = True
+softmax_to_relu = {softmax_to_relu}
 
 [simulation]
 simulator = INI
@@ -54,6 +54,7 @@ def write_config(wd, extra='', **kw):
     values = dict(data=os.path.join(wd, 'data'), ann='model', label='test',
                   normalize=True, spike_code='adaptive_threshold',
                   duration=30, batch_size=10, num_to_test=20, simulation='',
+                  softmax_to_relu=True,
                   output='')
     values.update(kw)
     path = os.path.join(wd, values.pop('name', 'config.ini'))

@@ -115,3 +115,47 @@ def test_plain_snntoolbox_reports_config_error_without_traceback(digits_dir):
         in p.stderr
     assert 'Traceback' not in p.stderr
     assert 'Parsing input model' not in p.stdout
+
+
+def _softmax_model(path):
+    from tensorflow import keras
+    inp = keras.layers.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding='same', activation='relu')(inp)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(10, activation='softmax')(x)
+    model = keras.Model(inp, out)
+    model.compile('sgd', 'categorical_crossentropy', ['accuracy'])
+    model.save(path)
+
+
+def test_softmax_output_fails_before_normalisation(tmp_path):
+    from conftest import make_workdir, parse_and_normalise
+    src = str(tmp_path / 'softmax.h5')
+    _softmax_model(src)
+    wd = make_workdir(str(tmp_path / 'wd'), model_path=src, num_test=10,
+                      num_norm=10)
+    cfg = setup(write_config(wd, softmax_to_relu=False))
+    with pytest.raises(ConfigError) as e:
+        parse_and_normalise(cfg)
+    assert "activation 'softmax'" in str(e.value)
+    assert 'softmax_to_relu = True' in str(e.value)
+    log = cfg.get('paths', 'log_dir_of_current_run')
+    assert not os.path.exists(os.path.join(log, 'normalization',
+                                           'activations', 'weights.npz'))
+    # With softmax_to_relu the same model converts.
+    cfg = setup(write_config(wd, name='relu.ini', label='relu'))
+    parse_and_normalise(cfg)
+
+
+def test_unsupported_layer_type_named():
+    from snntb_adaptive.target_sim import check_layer
+
+    class SparseConv2D:
+        name = '03SparseConv2D_4x4x8'
+        activation = 'relu'
+
+    with pytest.raises(ConfigError) as e:
+        check_layer(SparseConv2D())
+    msg = str(e.value)
+    assert 'SparseConv2D' in msg and 'Supported layers: AveragePooling2D' \
+        in msg and 'Replace the layer' in msg
