@@ -6,6 +6,7 @@
                                                 without the .pth file
     python -m snntb_adaptive demo               offline demo on sklearn digits
     python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
+    python -m snntb_adaptive bench ...          speed / memory benchmark
 """
 
 import argparse
@@ -75,6 +76,11 @@ def _cmd_prepare(args):
     return 0
 
 
+def _cmd_bench(args):
+    from snntb_adaptive.bench import main as bench_main
+    return bench_main(args.bench_args)
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m snntb_adaptive',
@@ -121,6 +127,12 @@ def build_parser():
                    help='take every k-th normalisation image (default: 1)')
     q.add_argument('--overwrite', action='store_true')
     q.set_defaults(func=_cmd_prepare)
+
+    b = sub.add_parser('bench', add_help=False,
+                       help='speed and memory benchmark against SNN-TB '
+                       "(see 'bench --help')")
+    b.add_argument('bench_args', nargs=argparse.REMAINDER)
+    b.set_defaults(func=_cmd_bench)
     return p
 
 

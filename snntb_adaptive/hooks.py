@@ -10,7 +10,8 @@
   status 2, instead of a traceback;
 * ``snntoolbox.conversion.utils``: ``normalize_parameters`` becomes the
   Phase-1 hook of :mod:`snntb_adaptive.normalisation` when
-  ``spike_code = adaptive_threshold`` (otherwise SNN-TB's own runs).
+  ``spike_code = adaptive_threshold`` (same scale factors as SNN-TB's, computed
+  streaming); for other spike codes SNN-TB's own runs.
 """
 
 import functools
@@ -41,7 +42,7 @@ def patch_conversion(module):
         if not is_adaptive(config):
             return original(model, config, **kwargs)
         from snntb_adaptive.normalisation import phase1
-        return phase1(model, config, snntb_normalize=original, **kwargs)
+        return phase1(model, config, **kwargs)
 
     module.normalize_parameters = _mark(normalize_parameters, original)
 

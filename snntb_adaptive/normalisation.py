@@ -1,17 +1,31 @@
 """Phase 1 of the adaptive threshold: the initial threshold, at normalisation
 time (SPEC Phase 1).
 
-SNN-TB's own data-based normalisation runs unchanged (its
-``normalize_parameters``): afterwards every layer's activation range maps onto
-``V_max = [cell] v_thresh``. The hook then fixes ``V_init = eta * V_max`` per
-spiking layer, writes the table of ``lambda`` (SNN-TB's scale factor),
-``V_max`` and ``V_init`` to ``phase1_thresholds.json`` in the run's log folder
-and prints it.
+SNN-TB's data-based normalisation: every layer with parameters gets the scale
+factor ``lambda`` = the ``percentile``-th percentile of its non-zero
+activations on ``x_norm``, and its weights and bias are rescaled so that the
+layer's activation range maps onto ``V_max = [cell] v_thresh``. The hook
+computes exactly SNN-TB's scale factors, but streaming (:func:`scale_factors`):
+SNN-TB runs one forward pass per layer and holds each layer's whole activation
+set in memory (and writes it to disk); here two forward passes of the whole
+model feed fixed-size histograms over the float32 bit patterns, from which the
+two order statistics that ``np.percentile`` interpolates are found exactly.
+The parameters are then rescaled as SNN-TB does (:func:`apply_scale_factors`),
+and the factors written to SNN-TB's ``normalization/<percentile>.json``, so a
+later run with the same label reuses them as with SNN-TB.
+
+Then ``V_init = eta * V_max`` per spiking layer; the table of ``lambda``,
+``V_max`` and ``V_init`` goes to ``phase1_thresholds.json`` in the run's log
+folder and is printed.
 """
 
 import os
+import time
 
-from snntb_adaptive.compat import read_json_file, write_json_atomic
+import numpy as np
+
+from snntb_adaptive.compat import write_json_atomic
+from snntb_adaptive.data import DataError
 from snntb_adaptive.config import ConfigError, settings_from_config
 
 PHASE1_FILE = 'phase1_thresholds.json'
@@ -77,33 +91,198 @@ def write_phase1(config, rows, normalised):
     return path
 
 
-def _scale_facs_path(config, kwargs):
-    norm_dir = kwargs.get('path') or os.path.join(
+def _norm_dir(config, kwargs):
+    return kwargs.get('path') or os.path.join(
         config.get('paths', 'log_dir_of_current_run'), 'normalization')
-    return os.path.join(norm_dir,
-                        config.get('normalization', 'percentile') + '.json')
 
 
-def phase1(model, config, snntb_normalize, **kwargs):
+# --------------------------------------------------------------------------
+# Exact streaming percentile
+
+_TOP = 16                      # histogram over the upper 16 bits, then lower
+_BINS = 1 << _TOP
+
+
+def order_keys(values):
+    """float32 -> uint32 keys with the same order as the floats."""
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
+    return np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
+
+
+def key_to_float(key):
+    key = np.uint32(key)
+    bits = key ^ np.uint32(0x80000000) if key >> 31 == 1 else ~key
+    return float(np.array(bits, np.uint32).view(np.float32))
+
+
+def _find(counts, rank):
+    """Bin holding the 0-based ``rank`` and the rank within that bin."""
+    cum = np.cumsum(counts)
+    b = int(np.searchsorted(cum, rank, side='right'))
+    return b, rank - (int(cum[b - 1]) if b else 0)
+
+
+def _lerp(a, b, t):
+    """NumPy's percentile interpolation (``method='linear'``)."""
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
+
+
+class StreamingPercentile:
+    """Exact ``np.percentile(v[v != 0], q)`` of values seen in batches, in
+    two passes over the data and with memory independent of their number."""
+
+    def __init__(self, q):
+        self.q = q
+        self.n = 0
+        self.high = np.zeros(_BINS, np.int64)
+        self.targets = None      # [(rank, high bin, rank in bin)]
+        self.low = {}
+
+    @staticmethod
+    def _keys(values):
+        v = np.asarray(values, np.float32).ravel()
+        v = v[v != 0]
+        return order_keys(v)
+
+    def first_pass(self, values):
+        keys = self._keys(values)
+        self.n += keys.size
+        self.high += np.bincount(keys >> _TOP, minlength=_BINS)
+
+    def plan(self):
+        """After the first pass: which bins the second pass must resolve."""
+        if self.n == 0:
+            return False
+        vi = (self.q / 100.0) * (self.n - 1)
+        lo = int(np.floor(vi))
+        hi = min(lo + 1, self.n - 1)
+        self.gamma = vi - lo
+        self.targets = [(r,) + _find(self.high, r) for r in (lo, hi)]
+        self.low = {b: np.zeros(_BINS, np.int64) for _, b, _ in self.targets}
+        return True
+
+    def second_pass(self, values):
+        keys = self._keys(values)
+        high = keys >> _TOP
+        for b, counts in self.low.items():
+            counts += np.bincount(keys[high == b] & (_BINS - 1),
+                                  minlength=_BINS)
+
+    def value(self):
+        """The percentile; 1 when no value was non-zero (SNN-TB's rule)."""
+        if self.n == 0:
+            return 1.0
+        vals = []
+        for _, b, r in self.targets:
+            low_bin, _ = _find(self.low[b], r)
+            vals.append(key_to_float((b << _TOP) | low_bin))
+        return float(_lerp(vals[0], vals[1], self.gamma))
+
+
+def parameter_layers(model):
+    """Layers SNN-TB normalises: those with parameters, in order."""
+    return [layer for layer in model.layers if len(layer.weights) > 0]
+
+
+def scale_factors(model, x_norm, config, batch_size=None):
+    """SNN-TB's scale factors (an ordered dict, input layer first, as in its
+    JSON), computed in two streaming passes."""
+    from collections import OrderedDict
+
+    import tensorflow as tf
+    from snntoolbox.conversion.utils import get_percentile
+    layers = parameter_layers(model)
+    batch_size = batch_size or config.getint('simulation', 'batch_size')
+    x_norm = np.asarray(x_norm)
+    if len(x_norm) % batch_size:          # as SNN-TB's get_activations_layer
+        x_norm = x_norm[:-(len(x_norm) % batch_size)]
+    if len(x_norm) == 0:
+        raise DataError(
+            "x_norm has fewer images than one batch ({}); add normalisation "
+            "images or lower [simulation] batch_size".format(batch_size))
+    multi = tf.keras.Model(model.input, [lay.output for lay in layers])
+    forward = tf.function(lambda x: multi(x, training=False))
+    stats = [StreamingPercentile(get_percentile(config, i))
+             for i in range(len(layers))]
+
+    def batches():
+        for start in range(0, len(x_norm), batch_size):
+            outs = forward(tf.constant(x_norm[start:start + batch_size],
+                                       tf.float32))
+            yield [o.numpy() for o in outs]
+
+    for outs in batches():
+        for layer, st, a in zip(layers, stats, outs):
+            if not np.all(np.isfinite(a)):
+                raise DataError(
+                    "layer {} produces NaN or Inf activations on x_norm: "
+                    "check the model's weights and the normalisation data"
+                    "".format(layer.name))
+            st.first_pass(a)
+    planned = [st.plan() for st in stats]   # every one, no short cut
+    if any(planned):
+        for outs in batches():
+            for st, a in zip(stats, outs):
+                if st.low:
+                    st.second_pass(a)
+    facs = OrderedDict({model.layers[0].name: 1})
+    for layer, st in zip(layers, stats):
+        facs[layer.name] = st.value()
+    return facs
+
+
+def apply_scale_factors(model, scale_facs):
+    """Rescale weights and biases as SNN-TB's ``normalize_parameters``."""
+    from snntoolbox.parsing.utils import get_inbound_layers_with_params
+    for layer in parameter_layers(model):
+        params = layer.get_weights()
+        activation = getattr(getattr(layer, 'activation', None), '__name__',
+                             None)
+        fac = 1.0 if activation == 'softmax' else scale_facs[layer.name]
+        inbound = get_inbound_layers_with_params(layer)
+        if len(inbound) > 1:
+            raise DataError(
+                "layer {} has several inbound layers with parameters; the "
+                "plugin's normalisation does not handle that (nor does "
+                "SNN-TB's for Dense layers)".format(layer.name))
+        prev = scale_facs[inbound[0].name if inbound else
+                          model.layers[0].name]
+        new = [params[0] * prev / fac, params[1] / fac] + params[2:]
+        layer.set_weights(new)
+
+
+def phase1(model, config, **kwargs):
     """The Phase-1 hook that replaces SNN-TB's ``normalize_parameters`` for
     ``spike_code = adaptive_threshold``.
 
     The layers and the eta list (against the number of spiking layers) are
-    checked before any normalisation work starts.
+    checked before any normalisation work starts. The scale factors are
+    SNN-TB's, computed by :func:`scale_factors`.
     """
     check_convertible(model, config)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
-    snntb_normalize(model, config, **kwargs)
+    norm_dir = _norm_dir(config, kwargs)
+    os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
         scale_facs = kwargs['scale_facs']
+        print("Using the scale factors found in {} (delete the file to "
+              "recompute them).".format(norm_dir))
+    elif 'x_norm' in kwargs:
+        x_norm = kwargs['x_norm']
+        print("snntb-adaptive: normalising with {} samples (percentile {})"
+              "...".format(len(x_norm), config.get('normalization',
+                                                   'percentile')))
+        t0 = time.time()
+        scale_facs = scale_factors(model, x_norm, config)
+        print("scale factors computed in {:.1f} s".format(time.time() - t0))
+        write_json_atomic(os.path.join(norm_dir, config.get(
+            'normalization', 'percentile') + '.json'), scale_facs)
     else:
-        path = _scale_facs_path(config, kwargs)
-        if not os.path.isfile(path):
-            raise ConfigError(
-                "SNN-TB's normalisation did not produce scale factors "
-                "({} is missing). Check that [paths] dataset_path holds "
-                "x_norm.npz.".format(path))
-        scale_facs = read_json_file(path, 'SNN-TB scale-factor file')
+        raise ConfigError(
+            "Normalisation is on but there is no x_norm.npz in [paths] "
+            "dataset_path. Add it, or set [tools] normalize = False.")
+    apply_scale_factors(model, scale_facs)
     rows = phase1_rows(model, config, scale_facs)
     write_phase1(config, rows, normalised=True)
     return rows

@@ -1,0 +1,324 @@
+"""Benchmark: simulation and normalisation time and memory, side by side with
+SNN-TB's own simulator, in one process.
+
+    python -m snntb_adaptive bench [--models digits,mnist,vgg7]
+        [--duration 200] [--batch-size 50] [--batches 3] [--norm-images 1000]
+        [--shared ../shared] [--memory]
+
+Per model it prints, per batch of ``--batch-size`` images and ``--duration``
+steps (medians over ``--batches`` batches, after one warm-up batch):
+
+* ``floor``: the dense ANN (parsed, normalised) run ``T`` times on the batch
+  inside one compiled loop - this machine's dense-compute floor;
+* ``snntb``: SNN-TB 0.6.0's own ``temporal_mean_rate`` ``simulate`` (one
+  ``predict_on_batch`` per step);
+* ``plugin <preset>``: the plugin's compiled loop, per preset, and the
+  one-call-per-step reference path for ``paper``;
+* normalisation: SNN-TB's ``normalize_parameters`` against the plugin's
+  streaming one on ``--norm-images`` images, the largest relative difference
+  of their scale factors, and the memory each adds while it runs (peak RSS
+  above the level before, sampled every 5 ms);
+* with ``--memory``: peak RSS of whole ``python -m snntb_adaptive -t`` runs
+  with T = 100 and T = 1100 (separate processes).
+
+The machine is noisy: the ratios are what to read.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from snntb_adaptive.registration import ensure_legacy_keras, install
+
+MODELS = {
+    'digits': {'model': 'models/digits_cnn.h5', 'data': 'digits'},
+    'mnist': {'model': 'models/mnist_cnn.h5', 'data': 'mnist'},
+    'vgg7': {'model': '{shared}/models/cifar10_vgg7.h5', 'data': 'cifar10'},
+    'vgg19': {'model': '{shared}/models/cifar10_vgg19.h5', 'data': 'cifar10'},
+}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _rss_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+class PeakRSS:
+    """Context manager: peak resident memory above the level at entry."""
+
+    def __init__(self, interval=0.005):
+        self.interval = interval
+        self.peak = 0
+
+    def __enter__(self):
+        self.base = _rss_bytes()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+        self.added = self.peak - self.base
+
+
+def _data(name, shared, num_test, num_norm):
+    from snntb_adaptive import data
+    if name == 'digits':
+        x_tr, _, x_te, y_te = data.load_digits()
+    elif name == 'mnist':
+        x_tr, _, x_te, y_te = data.load_npz(
+            os.path.join(shared, 'data', 'mnist.npz'),
+            ['x_train', 'y_train', 'x_test', 'y_test'])
+    else:
+        x_te, y_te = data.load_npz(os.path.join(shared, 'data',
+                                                'cifar10_test.npz'),
+                                   ['x_test', 'y_test'])
+        (x_tr,) = data.load_npz(os.path.join(shared, 'data',
+                                             'cifar10_norm.npz'), ['x_norm'])
+    import numpy as np
+    reps = -(-num_test // len(x_te))          # digits has 360 test images
+    x_te = np.concatenate([x_te] * reps)[:num_test]
+    y_te = np.concatenate([y_te] * reps)[:num_test]
+    return x_te, y_te, x_tr[:num_norm]
+
+
+CONFIG = """[paths]
+path_wd = {wd}
+dataset_path = {wd}/data
+filename_ann = model
+runlabel = bench
+[tools]
+evaluate_ann = False
+[conversion]
+spike_code = adaptive_threshold
+[simulation]
+duration = {duration}
+batch_size = {batch_size}
+num_to_test = {num_test}
+[output]
+verbose = 0
+"""
+
+
+def _workdir(tmp, name, spec, shared, duration, batch_size, num_test,
+             num_norm):
+    from snntb_adaptive import data
+    wd = os.path.join(tmp, name)
+    os.makedirs(wd)
+    model = spec['model'].format(shared=shared)
+    if not os.path.isabs(model):
+        model = os.path.join(ROOT, model)
+    shutil.copy(model, os.path.join(wd, 'model.h5'))
+    x_te, y_te, x_norm = _data(spec['data'], shared, num_test, num_norm)
+    data.write_snntb_dataset(os.path.join(wd, 'data'), x_te, y_te, x_norm,
+                             10)
+    path = os.path.join(wd, 'bench.ini')
+    with open(path, 'w') as f:
+        f.write(CONFIG.format(wd=wd, duration=duration, batch_size=batch_size,
+                              num_test=num_test))
+    return path
+
+
+def _median_time(fn, batches, warmup=1):
+    for _ in range(warmup):
+        fn(0)
+    times = []
+    for b in range(batches):
+        t = time.perf_counter()
+        fn(b)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_model(name, config_path, batches, out=print):
+    import numpy as np
+    import tensorflow as tf
+    from snntoolbox.conversion import utils as conv_utils
+    from snntoolbox.simulation.target_simulators import \
+        INI_temporal_mean_rate_target_sim as stock_sim
+    from snntb_adaptive import normalisation
+    from snntoolbox.bin.utils import update_setup
+    from snntoolbox.datasets.utils import get_dataset
+    from snntb_adaptive.session import copy_config
+    from snntb_adaptive.target_sim import SNN
+
+    cfg = update_setup(config_path)
+    from snntoolbox.parsing.model_libs import keras_input_lib
+    normset, testset = get_dataset(cfg)
+    model = keras_input_lib.load(cfg.get('paths', 'path_wd'), 'model')['model']
+
+    def parsed_model():
+        parser = keras_input_lib.ModelParser(model, cfg)
+        parser.parse()
+        return parser.build_parsed_model()
+
+    # ---- normalisation: SNN-TB's own vs the plugin's
+    snntb_parsed, plugin_parsed = parsed_model(), parsed_model()
+    stock_cfg = copy_config(cfg, {
+        ('conversion', 'spike_code'): 'temporal_mean_rate',
+        ('paths', 'log_dir_of_current_run'): os.path.join(
+            cfg.get('paths', 'path_wd'), 'log', 'snntb_norm')})
+    original = getattr(conv_utils.normalize_parameters, 'original',
+                       conv_utils.normalize_parameters)
+    x_norm = normset['x_norm']
+    with PeakRSS() as mem_snntb:
+        t = time.perf_counter()
+        original(snntb_parsed, stock_cfg, x_norm=x_norm)
+        t_norm_snntb = time.perf_counter() - t
+    with PeakRSS() as mem_plugin:
+        t = time.perf_counter()
+        normalisation.phase1(plugin_parsed, cfg, x_norm=x_norm)
+        t_norm_plugin = time.perf_counter() - t
+    import json
+    with open(os.path.join(stock_cfg.get('paths', 'log_dir_of_current_run'),
+                           'normalization',
+                           cfg.get('normalization', 'percentile') + '.json')) \
+            as f:
+        facs_snntb = json.load(f)
+    with open(os.path.join(cfg.get('paths', 'log_dir_of_current_run'),
+                           'normalization',
+                           cfg.get('normalization', 'percentile') + '.json')) \
+            as f:
+        facs_plugin = json.load(f)
+    rel = max(abs(facs_plugin[k] - v) / abs(v) for k, v in facs_snntb.items())
+
+    # ---- simulation
+    parsed = plugin_parsed
+    T = cfg.getint('simulation', 'duration')
+    bs = cfg.getint('simulation', 'batch_size')
+    x = testset['x_test']
+
+    def batch(b):
+        return np.asarray(x[(b % (len(x) // bs)) * bs:][:bs], np.float32)
+
+    @tf.function
+    def dense_loop(xb):
+        acc = tf.zeros_like(parsed(xb, training=False))
+        for _ in tf.range(T):
+            acc += parsed(xb, training=False)
+        return acc
+
+    t_floor = _median_time(lambda b: dense_loop(tf.constant(batch(b))).numpy(),
+                           batches)
+
+    rows = [('floor (dense ANN, T passes, compiled loop)', t_floor)]
+    stock = stock_sim.SNN(copy_config(cfg, {
+        ('conversion', 'spike_code'): 'temporal_mean_rate'}))
+    stock.build(parsed, **testset)
+
+    def run_stock(b):
+        stock.simulate(x_b_l=batch(b), truth_b=np.zeros(bs))
+        stock.reset(b)
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        rows.append(('SNN-TB temporal_mean_rate simulate',
+                     _median_time(run_stock, batches)))
+    for preset, loop in [('authors_executed', 'graph'), ('paper', 'graph'),
+                         ('authors_code', 'graph'), ('paper_window', 'graph'),
+                         ('paper', 'step')]:
+        snn = SNN(copy_config(cfg, {('adaptive_threshold', 'preset'):
+                                    preset}))
+        snn.loop = loop
+        with contextlib.redirect_stdout(io.StringIO()):
+            snn.build(parsed, **testset)
+
+        def run_plugin(b, snn=snn):
+            snn.simulate_batch(batch(b))
+            snn.reset(b)
+        label = 'plugin {}{}'.format(preset, '' if loop == 'graph' else
+                                     ' (step-by-step path)')
+        rows.append((label, _median_time(run_plugin, batches)))
+
+    out("\n## {}: batch {}, T = {}, {} timed batches (median)\n".format(
+        name, bs, T, batches))
+    out("| what | s / batch | ms / step | x floor |")
+    out("|---|---|---|---|")
+    for label, sec in rows:
+        out("| {} | {:.3f} | {:.2f} | {:.2f} |".format(
+            label, sec, sec / T * 1e3, sec / t_floor))
+    times = dict(rows)
+    out("\nadaptive update cost (plugin paper / plugin authors_executed): "
+        "{:.3f}".format(times['plugin paper'] /
+                        times['plugin authors_executed']))
+    out("normalisation of {} images: SNN-TB {:.2f} s, plugin {:.2f} s, "
+        "speed-up {:.1f}x; largest relative difference of scale factors "
+        "{:.2e}; memory added while running: SNN-TB {:.0f} MB, plugin "
+        "{:.0f} MB".format(len(x_norm) - len(x_norm) % bs, t_norm_snntb,
+                           t_norm_plugin, t_norm_snntb / t_norm_plugin, rel,
+                           mem_snntb.added / 2 ** 20,
+                           mem_plugin.added / 2 ** 20))
+    return rows
+
+
+def _peak_rss_of_run(config_path):
+    """Peak RSS (MB) of ``python -m snntb_adaptive -t config`` in its own
+    process."""
+    proc = subprocess.Popen([sys.executable, '-m', 'snntb_adaptive', '-t',
+                             config_path], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError('run of {} failed'.format(config_path))
+    return usage.ru_maxrss / 1024
+
+
+def bench_memory_in_T(name, tmp, spec, shared, batch_size, out=print):
+    rss = {}
+    for T in (100, 1100):
+        path = _workdir(tmp, '{}_T{}'.format(name, T), spec, shared, T,
+                        batch_size, 2 * batch_size, 500)
+        rss[T] = _peak_rss_of_run(path)
+    out("\npeak RSS of a whole run ({}, 2 batches of {}): T = 100: {:.0f} MB, "
+        "T = 1100: {:.0f} MB, ratio {:.3f}".format(name, batch_size,
+                                                   rss[100], rss[1100],
+                                                   rss[1100] / rss[100]))
+    return rss
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog='python -m snntb_adaptive bench',
+                                description=__doc__.splitlines()[0])
+    p.add_argument('--models', default='digits,mnist,vgg7')
+    p.add_argument('--duration', type=int, default=200)
+    p.add_argument('--batch-size', type=int, default=50)
+    p.add_argument('--batches', type=int, default=3)
+    p.add_argument('--norm-images', type=int, default=1000)
+    p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'))
+    p.add_argument('--memory', action='store_true',
+                   help='also compare peak RSS of runs with T = 100 and 1100')
+    args = p.parse_args(argv)
+    install()
+    ensure_legacy_keras()
+    names = [n.strip() for n in args.models.split(',') if n.strip()]
+    for n in names:
+        if n not in MODELS:
+            p.error('unknown model {!r}; choose from {}'.format(
+                n, ', '.join(MODELS)))
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            cfg = _workdir(tmp, n, MODELS[n], args.shared, args.duration,
+                           args.batch_size,
+                           args.batch_size * (args.batches + 1),
+                           args.norm_images)
+            bench_model(n, cfg, args.batches)
+            if args.memory:
+                bench_memory_in_T(n, tmp, MODELS[n], args.shared,
+                                  args.batch_size)
+    return 0
