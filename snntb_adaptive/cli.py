@@ -76,11 +76,6 @@ def _cmd_prepare(args):
     return 0
 
 
-def _cmd_bench(args):
-    from snntb_adaptive.bench import main as bench_main
-    return bench_main(args.bench_args)
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m snntb_adaptive',
@@ -128,16 +123,18 @@ def build_parser():
     q.add_argument('--overwrite', action='store_true')
     q.set_defaults(func=_cmd_prepare)
 
-    b = sub.add_parser('bench', add_help=False,
-                       help='speed and memory benchmark against SNN-TB '
-                       "(see 'bench --help')")
-    b.add_argument('bench_args', nargs=argparse.REMAINDER)
-    b.set_defaults(func=_cmd_bench)
+    sub.add_parser('bench', add_help=False,
+                   help="speed and memory benchmark against SNN-TB (see "
+                   "'bench --help')")
     return p
 
 
 def main(argv=None):
     registration.install()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['bench']:   # its own parser: options pass through as is
+        from snntb_adaptive.bench import main as bench_main
+        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     errors = user_errors()

@@ -59,25 +59,26 @@ def broadcast_theta(theta, rank):
 def fire(mem, impulse, theta, v_max):
     """Integrate, fire and reset by subtraction.
 
-    Returns ``(spikes, new_mem)``: ``v = mem + impulse``; a neuron spikes where
-    ``v >= theta``; a spike has amplitude ``V_max`` and subtracts ``V_max``
-    from the membrane. The operations are those of SNN-TB's
-    ``temporal_mean_rate`` layer, so ``theta = V_max`` reproduces it bit for
-    bit.
+    Returns ``(spikes, new_mem, fired)``: ``v = mem + impulse``; a neuron
+    fires where ``v >= theta`` (``fired`` is 1 there, else 0); a spike has
+    amplitude ``V_max`` and subtracts ``V_max`` from the membrane. The
+    operations are those of SNN-TB's ``temporal_mean_rate`` layer, so
+    ``theta = V_max`` reproduces it bit for bit.
     """
     v = mem + impulse
     theta_b = broadcast_theta(theta, v.shape.rank)
-    spikes = tf.cast(tf.greater_equal(v, theta_b), v.dtype) * v_max
-    return spikes, v - spikes
+    fired = tf.cast(tf.greater_equal(v, theta_b), v.dtype)
+    spikes = fired if v_max == 1 else fired * v_max
+    return spikes, v - spikes, fired
 
 
 def layer_step(mem, theta, impulse, v_init, v_max, update, scope):
     """One time step of one spiking layer (SPEC Phase 2).
 
-    Returns ``(spikes, new_mem, new_theta)``.
+    Returns ``(spikes, new_mem, new_theta, fired)``.
     """
     if update != 'none':
         theta = update_threshold(theta, input_max(impulse, scope), v_init,
                                  v_max, update)
-    spikes, new_mem = fire(mem, impulse, theta, v_max)
-    return spikes, new_mem, theta
+    spikes, new_mem, fired = fire(mem, impulse, theta, v_max)
+    return spikes, new_mem, theta, fired

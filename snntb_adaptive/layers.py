@@ -72,13 +72,12 @@ class AdaptiveThresholdMixin:
 
     def update_neurons(self):
         p = self.threshold_params
-        spikes, new_mem, theta = layer_step(
+        spikes, new_mem, theta, fired = layer_step(
             self.mem, self.theta, self.impulse, p.v_init, p.v_max, p.update,
             p.scope)
         self.mem.assign(new_mem)
         if p.update != 'none':
             self.theta.assign(theta)
-        fired = tf.cast(tf.not_equal(spikes, 0), self._floatx)
         self.step_count.assign(tf.reduce_sum(
             tf.reshape(fired, (tf.shape(fired)[0], -1)), axis=1))
         if self.input_sum is not None:
@@ -86,6 +85,47 @@ class AdaptiveThresholdMixin:
         if self.spiketrain is not None:
             self.spiketrain.assign(fired * self.time)
         return spikes
+
+    # -- the pure interface used by the compiled loop of target_sim --------
+
+    #: Keras class whose ``call`` computes the input impulse (set per class)
+    base_layer = None
+    #: True where the impulse depends on state (spiking max pooling)
+    stateful_impulse = False
+
+    def read_state(self):
+        """The layer's state as a tuple of tensors (mem, theta, extra...)."""
+        state = [self.mem.read_value(), self.theta.read_value()]
+        if self.input_sum is not None:
+            state.append(self.input_sum.read_value())
+        if self.stateful_impulse:
+            state.append(self.mem_input.read_value())
+        return tuple(state)
+
+    def write_state(self, state):
+        self.mem.assign(state[0])
+        self.theta.assign(state[1])
+        i = 2
+        if self.input_sum is not None:
+            self.input_sum.assign(state[i])
+            i += 1
+        if self.stateful_impulse:
+            self.mem_input.assign(state[i])
+
+    def impulse_of(self, x, state):
+        """``(I_t, state)`` for input ``x``: pure, the same ops as SNN-TB's
+        layer. Only spiking max pooling changes the state here."""
+        return self.base_layer.call(self, x), state
+
+    def pure_step(self, impulse, state):
+        """One step from ``state``: returns ``(spikes, fired, new_state)``."""
+        p = self.threshold_params
+        spikes, mem, theta, fired = layer_step(
+            state[0], state[1], impulse, p.v_init, p.v_max, p.update, p.scope)
+        new = [mem, theta] + list(state[2:])
+        if self.input_sum is not None:
+            new[2] = state[2] + impulse
+        return spikes, fired, tuple(new)
 
     @tf.function
     def reset_spikevars(self, sample_idx):
@@ -107,38 +147,65 @@ class AdaptiveThresholdMixin:
             self.mem_input.assign(tf.zeros_like(self.mem_input))
 
 
+K = tf.keras.layers
+
+
 class SpikeDense(AdaptiveThresholdMixin, tmr.SpikeDense):
     """Dense layer with adaptive-threshold IF neurons."""
+    base_layer = K.Dense
 
 
 class SpikeConv1D(AdaptiveThresholdMixin, tmr.SpikeConv1D):
     """1D convolution with adaptive-threshold IF neurons."""
+    base_layer = K.Conv1D
 
 
 class SpikeConv2D(AdaptiveThresholdMixin, tmr.SpikeConv2D):
     """2D convolution with adaptive-threshold IF neurons."""
+    base_layer = K.Conv2D
 
 
 class SpikeDepthwiseConv2D(AdaptiveThresholdMixin, tmr.SpikeDepthwiseConv2D):
     """Depthwise 2D convolution with adaptive-threshold IF neurons."""
+    base_layer = K.DepthwiseConv2D
 
 
 class SpikeConv2DTranspose(AdaptiveThresholdMixin, tmr.SpikeConv2DTranspose):
     """Transposed 2D convolution with adaptive-threshold IF neurons."""
+    base_layer = K.Conv2DTranspose
 
 
 class SpikeUpSampling2D(AdaptiveThresholdMixin, tmr.SpikeUpSampling2D):
     """2D up-sampling with adaptive-threshold IF neurons."""
+    base_layer = K.UpSampling2D
 
 
 class SpikeAveragePooling2D(AdaptiveThresholdMixin,
                             tmr.SpikeAveragePooling2D):
     """Average pooling with adaptive-threshold IF neurons."""
+    base_layer = K.AveragePooling2D
 
 
 class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):
     """SNN-TB's spiking max pooling (max-gated input) with adaptive-threshold
     IF neurons."""
+    base_layer = K.MaxPooling2D
+    stateful_impulse = True
+
+    def impulse_of(self, x, state):
+        """SNN-TB's gating, as a pure function: the input is accumulated in
+        ``mem_input`` (the last entry of ``state``), and only the inputs at
+        the positions of the largest accumulated input per window pass."""
+        from tensorflow.python.keras.utils import conv_utils
+        mem_input = state[-1] + x
+        _, idx = tf.nn.max_pool_with_argmax(
+            mem_input, self.pool_size, self.strides, self.padding.upper(),
+            conv_utils.convert_data_format(self.data_format, 4),
+            include_batch_in_index=True)
+        mask = tf.scatter_nd(tf.reshape(idx, (-1, 1)), tf.ones(tf.size(idx)),
+                             [tf.reduce_prod(x.shape)])
+        return (K.MaxPooling2D.call(self, x * tf.reshape(mask, x.shape)),
+                tuple(state[:-1]) + (mem_input,))
 
 
 # Layers without neurons are SNN-TB's own.

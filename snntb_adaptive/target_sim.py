@@ -8,8 +8,11 @@ weight transfer and bias handling) with
 * layers from :mod:`snntb_adaptive.layers`, each told its ``V_init``,
   ``V_max``, update rule and scope before it is built;
 * a simulation loop that runs all time steps of a batch in one compiled
-  TensorFlow loop (``loop = 'graph'``, the default) or one compiled call per
-  step (``loop = 'step'``, the reference path; both give identical spikes);
+  TensorFlow loop with the network state as loop variables and the input
+  current's constant first-layer impulse computed once (``loop = 'graph'``,
+  the default), or one compiled call of the Keras model per step with the
+  state in the layers' variables, as SNN-TB does (``loop = 'step'``, the
+  reference path); both give identical spikes (tested);
 * a ``run`` that records the paper's metrics for every batch and writes
   ``results.json`` (see :mod:`snntb_adaptive.metrics`).
 """
@@ -150,23 +153,89 @@ class SNN(tmr_sim.SNN):
             if getattr(lay, 'time', None) is not None:
                 lay.time.assign(t)
 
+    def _plan(self):
+        """The network as (layer, inbound names, spiking index or None), in
+        order, and which outputs are constant in time (they depend on the
+        constant input current only: computed once per batch)."""
+        index = {id(lay): k for k, lay in enumerate(self._spiking)}
+        input_name = self.snn.layers[0].name
+        plan, constant = [], {input_name}
+        for layer in self.snn.layers[1:]:
+            inbound = layer._inbound_nodes[0].inbound_layers
+            if not isinstance(inbound, (list, tuple)):
+                inbound = [inbound]
+            names = [inb.name for inb in inbound]
+            k = index.get(id(layer))
+            plan.append((layer, names, k))
+            if k is None and all(n in constant for n in names):
+                constant.add(layer.name)
+        const_impulse = {
+            k for layer, names, k in plan if k is not None and
+            not layer.stateful_impulse and all(n in constant for n in names)}
+        return input_name, plan, constant, const_impulse
+
     def _make_functions(self):
         num_steps = self._num_timesteps
         dt = self._dt
+        spiking = self._spiking
+        membrane = self.settings.readout == 'membrane'
+        input_name, plan, constant, const_impulse = self._plan()
+        batch = self.batch_size
+
+        def gather(outputs, names):
+            return outputs[names[0]] if len(names) == 1 else \
+                [outputs[n] for n in names]
 
         @tf.function
         def run_batch(x):
-            ta_r = tf.TensorArray(tf.float32, size=num_steps)
-            ta_c = tf.TensorArray(tf.float32, size=num_steps)
-            ta_t = tf.TensorArray(tf.float32, size=num_steps)
-            for i in tf.range(num_steps):
-                self._set_time(tf.cast(i + 1, tf.float32) * dt)
-                out = self.snn(x, training=False)
-                r, c, th = self._collect(out)
-                ta_r = ta_r.write(i, r)
-                ta_c = ta_c.write(i, c)
-                ta_t = ta_t.write(i, th)
-            return ta_r.stack(), ta_c.stack(), ta_t.stack()
+            # Everything that only depends on the constant input, once.
+            fixed = {input_name: x}
+            impulses = {}
+            for layer, names, k in plan:
+                if layer.name in constant:
+                    fixed[layer.name] = layer.call(gather(fixed, names))
+                elif k in const_impulse:
+                    impulses[k], _ = layer.impulse_of(gather(fixed, names),
+                                                      ())
+            state0 = tuple(lay.read_state() for lay in spiking)
+            ta0 = tuple(tf.TensorArray(tf.float32, size=num_steps)
+                        for _ in range(3))
+
+            def body(i, state, tas):
+                outputs = dict(fixed)
+                new_state = list(state)
+                counts, thetas = [], []
+                out = None
+                for layer, names, k in plan:
+                    if layer.name in constant:
+                        continue
+                    if k is None:
+                        outputs[layer.name] = layer.call(
+                            gather(outputs, names))
+                        continue
+                    st = state[k]
+                    if k in impulses:
+                        imp = impulses[k]
+                    else:
+                        imp, st = layer.impulse_of(gather(outputs, names), st)
+                    spikes, fired, st = layer.pure_step(imp, st)
+                    new_state[k] = st
+                    outputs[layer.name] = out = spikes
+                    counts.append(tf.reduce_sum(
+                        fired, axis=list(range(1, fired.shape.rank))))
+                    thetas.append(tf.broadcast_to(st[1], [batch]))
+                readout = new_state[-1][2] if membrane else out
+                tas = (tas[0].write(i, readout),
+                       tas[1].write(i, tf.stack(counts, axis=1)),
+                       tas[2].write(i, tf.stack(thetas, axis=1)))
+                return i + 1, tuple(new_state), tas
+
+            _, state, tas = tf.while_loop(
+                lambda i, *_: i < num_steps, body,
+                (tf.constant(0), state0, ta0))
+            for lay, st in zip(spiking, state):
+                lay.write_state(st)
+            return tuple(ta.stack() for ta in tas)
 
         @tf.function
         def step(x, t):

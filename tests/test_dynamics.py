@@ -71,8 +71,9 @@ def test_fire_resets_by_subtracting_v_max():
     mem = tf.constant([[0.5, 0.1], [0.0, 0.9]])
     imp = tf.constant([[0.3, 0.1], [1.2, -0.2]])
     theta = tf.constant([0.8, 0.6])          # per sample
-    spikes, new_mem = dynamics.fire(mem, imp, theta, 2.0)
+    spikes, new_mem, fired = dynamics.fire(mem, imp, theta, 2.0)
     np.testing.assert_allclose(spikes, [[2.0, 0], [2.0, 2.0]])
+    np.testing.assert_array_equal(fired, [[1, 0], [1, 1]])
     np.testing.assert_allclose(new_mem, [[-1.2, 0.2], [-0.8, -1.3]],
                                atol=1e-6)
 
@@ -81,7 +82,7 @@ def test_update_before_firing_in_same_step():
     """SPEC: the threshold update happens before the firing decision."""
     mem = tf.zeros([1, 3])
     imp = tf.constant([[0.75, 0.8, 0.2]])
-    spikes, _, theta = dynamics.layer_step(mem, tf.constant([0.7]), imp,
+    spikes, _, theta, _ = dynamics.layer_step(mem, tf.constant([0.7]), imp,
                                            0.7, 1.0, 'clamp', 'sample')
     assert float(theta[0]) == pytest.approx(0.8)
     # 0.75 would fire at 0.7 but not at the raised threshold 0.8.

@@ -84,3 +84,51 @@ def test_same_accuracy_per_step(pair):
                           undecided).mean(1)
     np.testing.assert_array_equal(acc_at, acc_stock)
     assert acc_stock[-1] >= 0.7
+
+
+def _maxpool_model(path):
+    from tensorflow import keras
+    rng = np.random.default_rng(5)
+    inp = keras.layers.Input((8, 8, 1))
+    x = keras.layers.Conv2D(6, 3, padding='same', activation='relu')(inp)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(10)(x)
+    model = keras.Model(inp, out)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32)
+                               for w in ws])
+    model.compile('sgd', 'categorical_crossentropy', ['accuracy'])
+    model.save(path)
+
+
+def test_max_pooling_parity_and_compiled_loop(tmp_path):
+    """Spiking max pooling (SNN-TB's max-gated input): the compiled loop, the
+    step path and SNN-TB's own simulator agree spike for spike."""
+    from conftest import make_workdir
+    src = str(tmp_path / 'maxpool.h5')
+    _maxpool_model(src)
+    wd = make_workdir(str(tmp_path / 'wd'), model_path=src, num_test=20,
+                      num_norm=40)
+    stock_cfg = setup(write_config(
+        wd, name='stock.ini', label='mp_stock',
+        spike_code='temporal_mean_rate',
+        output="log_vars = {'spiketrains_n_b_l_t'}"))
+    at_cfg = setup(write_config(wd, name='at.ini', label='mp_at',
+                                extra=AT_ONE))
+    parsed, testset = parse_and_normalise(stock_cfg)
+    stock = build_snn(stock_cfg, parsed, testset)
+    at = build_snn(at_cfg, parsed, testset)
+    x = testset['x_test'][:10]
+    counts_stock, trains_stock = _stock_batch(stock, x, np.zeros(10))
+    trains_at = at.simulate_spikes(x)
+    at.reset(0)
+    for k, (a, s) in enumerate(zip(trains_at, trains_stock)):
+        assert_spikes_equal(a != 0, s, 'layer {}'.format(k))
+    readout, counts, _ = at.simulate_batch(x)
+    at.reset(0)
+    assert_spikes_equal(np.cumsum(readout > 0, 0).transpose(1, 2, 0),
+                        counts_stock, 'output spike counts')
+    assert trains_stock[1].sum() > 100        # the pooling layer fires

@@ -127,3 +127,30 @@ def test_scope_override_and_eta_list(dyadic):
     snn.reset(0)
     for k, (g, r) in enumerate(zip(got, ref_spikes)):
         assert_spikes_equal(g != 0, r.astype(bool), 'layer {}'.format(k))
+
+
+def test_membrane_readout_is_cumulative_output_input(dyadic):
+    """readout = membrane: the scores are the output layer's cumulative
+    input, sum over steps of I_t (SPEC readout), on both paths."""
+    wd, model = dyadic
+    extra = "\n[adaptive_threshold]\npreset = paper\neta_scale = 0.5\n" \
+        "readout = membrane\n"
+    cfg = setup(write_config(wd, name='membrane.ini', label='membrane',
+                             normalize=False, duration=T, extra=extra))
+    parsed, testset = parse_and_normalise(cfg)
+    snn = build_snn(cfg, parsed, testset)
+    x = testset['x_test'][:10]
+    layers = reference_layers(model)
+    ref_spikes, _ = reference.simulate(layers, x, T, [0.5] * 6, 1.0,
+                                       'clamp', 'sample')
+    # Input of the output layer at each step: its weights times the spikes
+    # of the layer before, plus bias.
+    w, b = layers[-1]['w'], layers[-1]['b']
+    prev = ref_spikes[-2].reshape(T, 10, -1).astype(np.float64)
+    expected = np.cumsum(prev @ w + b, axis=0)
+    for loop in ('graph', 'step'):
+        snn.loop = loop
+        readout, _, _ = snn.simulate_batch(x)
+        snn.reset(0)
+        np.testing.assert_allclose(snn.readout_scores(readout), expected,
+                                   rtol=0, atol=1e-6)
