@@ -2,11 +2,12 @@
 SNN-TB's own simulator, in one process.
 
     python -m snntb_adaptive bench [--models digits,mnist,vgg7]
-        [--duration 200] [--batch-size 50] [--batches 3] [--norm-images 1000]
+        [--duration 200] [--batch-size 50] [--batches N] [--norm-images 1000]
         [--shared ../shared] [--memory]
 
 Per model it prints, per batch of ``--batch-size`` images and ``--duration``
-steps (medians over ``--batches`` batches, after one warm-up batch):
+steps (medians over ``--batches`` batches, after one warm-up batch; by
+default 10 for the small nets, 3 for the VGGs):
 
 * ``floor``: the dense ANN (parsed, normalised) run ``T`` times on the batch
   inside one compiled loop - this machine's dense-compute floor;
@@ -298,7 +299,9 @@ def main(argv=None):
     p.add_argument('--models', default='digits,mnist,vgg7')
     p.add_argument('--duration', type=int, default=200)
     p.add_argument('--batch-size', type=int, default=50)
-    p.add_argument('--batches', type=int, default=3)
+    p.add_argument('--batches', type=int, default=None,
+                   help='timed batches per measurement (default: 10 for '
+                   'digits and mnist, 3 for the VGGs)')
     p.add_argument('--norm-images', type=int, default=1000)
     p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'))
     p.add_argument('--memory', action='store_true',
@@ -313,11 +316,11 @@ def main(argv=None):
                 n, ', '.join(MODELS)))
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
+            batches = args.batches or (3 if n.startswith('vgg') else 10)
             cfg = _workdir(tmp, n, MODELS[n], args.shared, args.duration,
-                           args.batch_size,
-                           args.batch_size * (args.batches + 1),
+                           args.batch_size, args.batch_size * (batches + 1),
                            args.norm_images)
-            bench_model(n, cfg, args.batches)
+            bench_model(n, cfg, batches)
             if args.memory:
                 bench_memory_in_T(n, tmp, MODELS[n], args.shared,
                                   args.batch_size)

@@ -5,6 +5,7 @@
                                                 plugin registered even
                                                 without the .pth file
     python -m snntb_adaptive demo               offline demo on sklearn digits
+    python -m snntb_adaptive compare CONFIG ... several settings, one table
     python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
     python -m snntb_adaptive bench ...          speed / memory benchmark
 """
@@ -76,6 +77,23 @@ def _cmd_prepare(args):
     return 0
 
 
+def _csv_list(text, kind=str):
+    return [kind(v.strip()) for v in text.split(',') if v.strip()]
+
+
+def _cmd_compare(args):
+    from snntb_adaptive.compare import run_compare
+    run_compare(args.config, _csv_list(args.settings),
+                steps=_csv_list(args.steps, int), out=args.out,
+                etas=_csv_list(args.eta, float) if args.eta else None,
+                reference=args.reference,
+                reference_label=args.reference_label,
+                raster_layer=args.raster_layer,
+                raster_sample=args.raster_sample,
+                raster_setting=args.raster_setting, title=args.title)
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m snntb_adaptive',
@@ -122,6 +140,30 @@ def build_parser():
                    help='take every k-th normalisation image (default: 1)')
     q.add_argument('--overwrite', action='store_true')
     q.set_defaults(func=_cmd_prepare)
+
+    c = sub.add_parser('compare', help='one model under several settings, '
+                       'parsed and normalised once: table and plots')
+    c.add_argument('config')
+    c.add_argument('--settings', default='stock,authors_executed,paper,'
+                   'authors_code', help="comma-separated: 'stock' or a "
+                   "preset, optionally with :KEY=VALUE overrides (default: "
+                   "%(default)s)")
+    c.add_argument('--eta', help='run every non-stock setting at each of '
+                   'these eta_scale values, e.g. 0.6,0.7,0.8,0.9')
+    c.add_argument('--steps', default='25,50,100,200',
+                   help='steps for the accuracy columns (default: '
+                   '%(default)s; the last step is always added)')
+    c.add_argument('--out', help='output folder (default: next to the '
+                   "config's log folder, 'compare')")
+    c.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
+                   'accuracy plot')
+    c.add_argument('--reference-label', default='authors (published log)')
+    c.add_argument('--raster-layer', default='2', help='spiking layer for '
+                   "Fig. 4: 1-based index or name; '0' to skip (default 2)")
+    c.add_argument('--raster-sample', type=int, default=0)
+    c.add_argument('--raster-setting', default='paper')
+    c.add_argument('--title')
+    c.set_defaults(func=_cmd_compare)
 
     sub.add_parser('bench', add_help=False,
                    help="speed and memory benchmark against SNN-TB (see "

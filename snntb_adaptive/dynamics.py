@@ -72,13 +72,16 @@ def fire(mem, impulse, theta, v_max):
     return spikes, v - spikes, fired
 
 
-def layer_step(mem, theta, impulse, v_init, v_max, update, scope):
+def layer_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
     """One time step of one spiking layer (SPEC Phase 2).
 
-    Returns ``(spikes, new_mem, new_theta, fired)``.
+    ``z`` may be given when it is known (a constant impulse has a constant
+    maximum); otherwise it is computed from ``impulse``. Returns
+    ``(spikes, new_mem, new_theta, fired)``.
     """
     if update != 'none':
-        theta = update_threshold(theta, input_max(impulse, scope), v_init,
-                                 v_max, update)
+        if z is None:
+            z = input_max(impulse, scope)
+        theta = update_threshold(theta, z, v_init, v_max, update)
     spikes, new_mem, fired = fire(mem, impulse, theta, v_max)
     return spikes, new_mem, theta, fired

@@ -117,11 +117,13 @@ class AdaptiveThresholdMixin:
         layer. Only spiking max pooling changes the state here."""
         return self.base_layer.call(self, x), state
 
-    def pure_step(self, impulse, state):
-        """One step from ``state``: returns ``(spikes, fired, new_state)``."""
+    def pure_step(self, impulse, state, z=None):
+        """One step from ``state``: returns ``(spikes, fired, new_state)``.
+        ``z``: the impulse's maximum, when known in advance."""
         p = self.threshold_params
         spikes, mem, theta, fired = layer_step(
-            state[0], state[1], impulse, p.v_init, p.v_max, p.update, p.scope)
+            state[0], state[1], impulse, p.v_init, p.v_max, p.update, p.scope,
+            z)
         new = [mem, theta] + list(state[2:])
         if self.input_sum is not None:
             new[2] = state[2] + impulse

@@ -65,7 +65,7 @@ class Session:
             self.config.get('paths', 'log_dir_of_current_run'))
         self.parsed = None
         self.testset = None
-        self.ann_accuracy = None
+        self._snns = {}
 
     def prepare(self):
         """SNN-TB's load -> parse -> normalise, once."""
@@ -83,14 +83,21 @@ class Session:
             normalize_parameters(self.parsed, cfg, **normset)
         return self
 
-    def setting_config(self, name, keys):
+    def setting_config(self, label, preset, keys):
+        """The config of one setting: the session's config with its own log
+        folder ``<log root>/<label>``, and for a preset its
+        ``[adaptive_threshold]`` keys. ``update`` and ``scope`` come from
+        the preset unless ``keys`` gives them; ``eta_scale`` and ``readout``
+        from the session's config unless ``keys`` gives them."""
         overrides = {('paths', 'log_dir_of_current_run'):
-                     os.path.join(self.log_root, name)}
-        if name == STOCK:
+                     os.path.join(self.log_root, label)}
+        if preset == STOCK:
             overrides[('conversion', 'spike_code')] = 'temporal_mean_rate'
         else:
             overrides[('conversion', 'spike_code')] = 'adaptive_threshold'
-            overrides[('adaptive_threshold', 'preset')] = name
+            overrides[('adaptive_threshold', 'preset')] = preset
+            overrides[('adaptive_threshold', 'update')] = ''
+            overrides[('adaptive_threshold', 'scope')] = ''
             for k, v in keys.items():
                 overrides[('adaptive_threshold', k)] = v
         cfg = copy_config(self.config, overrides)
@@ -98,25 +105,55 @@ class Session:
                     exist_ok=True)
         return cfg
 
-    def run(self, setting, label=None):
-        """Run one setting (see :func:`parse_setting`); returns its
-        results dict, also written to ``<log root>/<label>/results.json``."""
+    def build(self, setting, label=None):
+        """The plugin's spiking network for one (non-stock) setting, built
+        once per setting and label."""
         from snntb_adaptive.config import (check_snntb_options,
                                            settings_from_config)
         if self.parsed is None:
             self.prepare()
+        label = label or setting.replace(':', '_')
+        if (setting, label) in self._snns:
+            return self._snns[setting, label]
         name, keys = parse_setting(setting)
-        cfg = self.setting_config(label or setting.replace(':', '_'), keys)
-        if name == STOCK:
-            return self._run_stock(cfg)
-        cfg.set('adaptive_threshold', 'preset', name)
+        cfg = self.setting_config(label, name, keys)
         settings_from_config(cfg)  # validates
         check_snntb_options(cfg)
         from snntb_adaptive.target_sim import SNN
         snn = SNN(cfg)
         snn.build(self.parsed, **self.testset)
+        self._snns[setting, label] = snn
+        return snn
+
+    def run(self, setting, label=None):
+        """Run one setting (see :func:`parse_setting`); returns its
+        results dict, also written to ``<log root>/<label>/results.json``."""
+        if self.parsed is None:
+            self.prepare()
+        name, keys = parse_setting(setting)
+        if name == STOCK:
+            return self._run_stock(self.setting_config(
+                label or setting.replace(':', '_'), STOCK, keys))
+        snn = self.build(setting, label)
         snn.run(**self.testset)
         return snn.results
+
+    def spike_train(self, setting, layer_index, sample):
+        """Spikes ``(T, ...)`` of one spiking layer for one test sample
+        (simulated in its batch, from a fresh state)."""
+        snn = self.build(setting)
+        bs = snn.batch_size
+        b = sample // bs
+        x = self.testset['x_test'][b * bs:(b + 1) * bs]
+        if len(x) < bs:
+            from snntb_adaptive.config import ConfigError
+            raise ConfigError("sample {} is not in a full batch of the test "
+                              "set".format(sample))
+        snn.reset(0)
+        spikes = snn.simulate_spikes(x, layers=[layer_index],
+                                     sample=sample % bs)[0]
+        snn.reset(0)
+        return spikes
 
     def _run_stock(self, cfg):
         import numpy as np

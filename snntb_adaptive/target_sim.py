@@ -33,6 +33,7 @@ from snntoolbox.simulation.target_simulators import \
 from snntb_adaptive import layers as at_layers  # noqa: E402
 from snntb_adaptive.config import (ConfigError,  # noqa: E402
                                    settings_from_config)
+from snntb_adaptive.dynamics import input_max  # noqa: E402
 from snntb_adaptive.metrics import RunRecorder, topk_correct  # noqa: E402
 
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
@@ -190,13 +191,16 @@ class SNN(tmr_sim.SNN):
         def run_batch(x):
             # Everything that only depends on the constant input, once.
             fixed = {input_name: x}
-            impulses = {}
+            impulses, maxima = {}, {}
             for layer, names, k in plan:
                 if layer.name in constant:
                     fixed[layer.name] = layer.call(gather(fixed, names))
                 elif k in const_impulse:
                     impulses[k], _ = layer.impulse_of(gather(fixed, names),
                                                       ())
+                    p = layer.threshold_params
+                    if p.update != 'none':
+                        maxima[k] = input_max(impulses[k], p.scope)
             state0 = tuple(lay.read_state() for lay in spiking)
             ta0 = tuple(tf.TensorArray(tf.float32, size=num_steps)
                         for _ in range(3))
@@ -218,7 +222,8 @@ class SNN(tmr_sim.SNN):
                         imp = impulses[k]
                     else:
                         imp, st = layer.impulse_of(gather(outputs, names), st)
-                    spikes, fired, st = layer.pure_step(imp, st)
+                    spikes, fired, st = layer.pure_step(imp, st,
+                                                        maxima.get(k))
                     new_state[k] = st
                     outputs[layer.name] = out = spikes
                     counts.append(tf.reduce_sum(
@@ -268,29 +273,37 @@ class SNN(tmr_sim.SNN):
             ths.append(th.numpy())
         return np.stack(rs), np.stack(cs), np.stack(ths)
 
-    def simulate_spikes(self, x, num_steps=None):
-        """Step-by-step path that also returns every spiking layer's spikes:
-        a list, one array ``(T, B, ...)`` per spiking layer (values 0 or
-        ``V_max``). Starts from the current state; call :meth:`reset` first
-        for a fresh batch. Used by the tests and for spike rasters."""
-        if not hasattr(self, '_all_spikes_model'):
-            self._all_spikes_model = tf.keras.Model(
-                self.snn.input, [lay.output for lay in self._spiking])
-            model = self._all_spikes_model
+    def simulate_spikes(self, x, num_steps=None, layers=None, sample=None):
+        """Step-by-step path that also returns spiking layers' spikes: a
+        list, one array ``(T, B, ...)`` per spiking layer (values 0 or
+        ``V_max``). ``layers`` (indices into the spiking layers) and
+        ``sample`` (index in the batch) keep only those, to save memory
+        (``(T, ...)`` per layer with ``sample``). Starts from the current
+        state; call :meth:`reset` first for a fresh batch. Used by the tests
+        and for spike rasters."""
+        keep = list(range(len(self._spiking))) if layers is None \
+            else list(layers)
+        key = tuple(keep)
+        if getattr(self, '_spikes_fns', None) is None:
+            self._spikes_fns = {}
+        if key not in self._spikes_fns:
+            model = tf.keras.Model(self.snn.input,
+                                   [self._spiking[k].output for k in keep])
 
             @tf.function
             def step(x, t):
                 self._set_time(t)
-                return model(x, training=False)
-            self._all_spikes_step = step
+                out = model(x, training=False)
+                return out if isinstance(out, (list, tuple)) else [out]
+            self._spikes_fns[key] = step
+        step = self._spikes_fns[key]
         x = tf.convert_to_tensor(np.asarray(x, np.float32) * self._dt)
         steps = []
         for i in range(num_steps or self._num_timesteps):
-            out = self._all_spikes_step(x, tf.constant((i + 1) * self._dt,
-                                                        tf.float32))
-            steps.append([o.numpy() for o in out])
-        return [np.stack([s[k] for s in steps])
-                for k in range(len(self._spiking))]
+            out = step(x, tf.constant((i + 1) * self._dt, tf.float32))
+            steps.append([o.numpy() if sample is None else o[sample].numpy()
+                          for o in out])
+        return [np.stack([s[j] for s in steps]) for j in range(len(keep))]
 
     def readout_scores(self, readout):
         """Scores (T, B, C) the class decision is taken from: cumulative

@@ -1,0 +1,143 @@
+"""``python -m snntb_adaptive compare``: one model, one data set, several
+settings; parse and normalise once; one table and the plots.
+
+    python -m snntb_adaptive compare CONFIG.ini \
+        --settings stock,authors_executed,paper,authors_code \
+        [--eta 0.6,0.7,0.8,0.9] [--steps 25,50,100,200] [--out DIR] \
+        [--reference ../shared/reference/authors_log_accuracy_cifar10.csv] \
+        [--raster-layer 2] [--raster-sample 0] [--raster-setting paper]
+
+A setting is ``stock`` (SNN-TB's own ``temporal_mean_rate`` simulator) or a
+preset name, optionally with ``[adaptive_threshold]`` keys:
+``paper:eta_scale=0.8:scope=batch``. ``--eta`` runs every non-stock setting
+at each of the given ``eta_scale`` values. ``CONFIG`` gives the model, data,
+duration, batch size, number of samples, ... (its ``[adaptive_threshold]``
+section is the base the settings override).
+
+Writes into ``--out`` (default ``<log folder of CONFIG>/../compare``):
+``summary.csv``, ``summary.md``, ``accuracy.png``, ``firing_rates.png``,
+``thresholds.png``, ``fig4_<layer>.png`` and each setting's
+``runs/<setting>/results.json``.
+"""
+
+import csv
+import io
+import os
+from collections import OrderedDict
+
+from snntb_adaptive.compat import write_atomic
+from snntb_adaptive.config import ConfigError
+from snntb_adaptive.session import (STOCK, Session, format_markdown,
+                                    parse_setting, summary_row)
+
+#: the plugin's twin of stock SNN-TB (identical spikes, tested), used for
+#: the stock side of Fig. 4
+STOCK_TWIN = 'authors_executed:eta_scale=1:update=none'
+
+
+def expand_settings(settings, etas=None):
+    out = []
+    for s in settings:
+        name, keys = parse_setting(s)
+        if etas and name != STOCK and 'eta_scale' not in keys:
+            out += ['{}:eta_scale={}'.format(s, e) for e in etas]
+        else:
+            out.append(s)
+    return out
+
+
+def label_of(setting):
+    name, keys = parse_setting(setting)
+    return ' '.join([name] + ['{}={}'.format(k, v) for k, v in keys.items()])
+
+
+def folder_of(setting):
+    return setting.replace(':', '_').replace('/', '_')
+
+
+def _csv(rows):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def spiking_layer_index(session, layer):
+    """A spiking layer given by 1-based index or by name -> 0-based index
+    and name."""
+    from snntb_adaptive.normalisation import spiking_layers
+    names = [lay.name for lay in spiking_layers(session.parsed,
+                                                session.config)]
+    if str(layer).isdigit():
+        k = int(layer) - 1
+        if not 0 <= k < len(names):
+            raise ConfigError("--raster-layer {}: the model has {} spiking "
+                              "layers (1..{})".format(layer, len(names),
+                                                      len(names)))
+        return k, names[k]
+    if layer not in names:
+        raise ConfigError("--raster-layer {!r}: no such spiking layer; "
+                          "choose one of {}".format(layer, ', '.join(names)))
+    return names.index(layer), layer
+
+
+def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
+                etas=None, reference=None, reference_label=None,
+                raster_layer=2, raster_sample=0, raster_setting='paper',
+                title=None):
+    from snntb_adaptive import plots
+    if reference and not os.path.isfile(reference):
+        raise ConfigError("--reference {}: file not found".format(reference))
+    settings = expand_settings(settings, etas)
+    for s in settings:
+        name, _ = parse_setting(s)
+        if name != STOCK:
+            from snntb_adaptive.config import PRESETS
+            if name not in PRESETS:
+                raise ConfigError(
+                    "setting {!r}: {!r} is neither 'stock' nor a preset "
+                    "({})".format(s, name, ', '.join(PRESETS)))
+    session = Session(config_path)
+    out = os.path.abspath(out or os.path.join(session.log_root, 'compare'))
+    session.log_root = os.path.join(out, 'runs')
+    os.makedirs(session.log_root, exist_ok=True)
+    session.prepare()
+    duration = session.config.getint('simulation', 'duration')
+    steps = [t for t in steps if t <= duration]
+    if duration not in steps:
+        steps.append(duration)
+
+    results = OrderedDict()
+    for s in settings:
+        print("\n=== compare: {} ===".format(label_of(s)))
+        results[label_of(s)] = session.run(s, label=folder_of(s))
+
+    rows = [summary_row(name, res, steps) for name, res in results.items()]
+    header = ("{}: {} samples, T = {}, batch {}; ANN top-1 {:.2f} %.\n\n"
+              .format(os.path.basename(config_path),
+                      next(iter(results.values()))['num_samples'], duration,
+                      session.config.get('simulation', 'batch_size'),
+                      100 * rows[0]['ANN']))
+    write_atomic(os.path.join(out, 'summary.md'),
+                 header + format_markdown(rows) + '\n')
+    write_atomic(os.path.join(out, 'summary.csv'), _csv(rows))
+    title = title or os.path.basename(config_path)
+    plots.accuracy_per_step(results, os.path.join(out, 'accuracy.png'),
+                            reference, reference_label, title)
+    plots.firing_rates(results, os.path.join(out, 'firing_rates.png'), title)
+    plots.threshold_traces(results, os.path.join(out, 'thresholds.png'),
+                           title)
+    if raster_layer and str(raster_layer) != '0':
+        k, lname = spiking_layer_index(session, raster_layer)
+        trains = OrderedDict()
+        for label, setting in [('stock (SNN-TB)', STOCK_TWIN),
+                               (label_of(raster_setting), raster_setting)]:
+            trains[label] = session.spike_train(setting, k, raster_sample)
+        plots.figure4(trains, os.path.join(
+            out, 'fig4_{}.png'.format(folder_of(lname))), lname,
+            raster_sample)
+    print('\n' + header + format_markdown(rows))
+    print("\nwritten to {}".format(out))
+    return results, rows

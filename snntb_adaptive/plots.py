@@ -1,0 +1,155 @@
+"""Plots of ``results.json`` files (matplotlib, PNG, no display needed).
+
+* :func:`accuracy_per_step` - top-1 accuracy per step of several settings in
+  one figure, optionally with a reference curve (for example the authors'
+  ``../shared/reference/authors_log_accuracy_cifar10.csv``);
+* :func:`firing_rates` - Eq. 8 firing rate per spiking layer and setting;
+* :func:`threshold_traces` - mean (and min-max band) of theta per step, one
+  panel per spiking layer;
+* :func:`figure4` - the paper's Fig. 4 for one layer and one sample: spike
+  raster and histogram of normalised firing rates ``r / r_max``, stock
+  beside adaptive.
+"""
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    # SNN-TB's update_setup sets huge fonts ([output] plotproperties).
+    matplotlib.rcdefaults()
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def read_reference_csv(path):
+    """``(t, accuracy in [0, 1])`` from a CSV of ``t,percent`` rows
+    (``#`` comments allowed)."""
+    data = np.loadtxt(path, delimiter=',', comments='#', ndmin=2)
+    return data[:, 0], data[:, 1] / 100.0
+
+
+def accuracy_per_step(results, path, reference=None, reference_label=None,
+                      title=None):
+    """``results``: mapping name -> results dict."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, res in results.items():
+        acc = np.asarray(res['accuracy_top1_per_step']) * 100
+        ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.5)
+    ann = next(iter(results.values()))['ann_accuracy_top1'] * 100
+    ax.axhline(ann, color='k', ls=':', lw=1, label='ANN ({:.2f} %)'.format(
+        ann))
+    if reference is not None:
+        t, acc = read_reference_csv(reference)
+        ax.plot(t, acc * 100, color='grey', ls='--', lw=1.5,
+                label=reference_label or 'reference')
+    ax.set_xlabel('time step')
+    ax.set_ylabel('top-1 accuracy (%)')
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='lower right')
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def firing_rates(results, path, title=None):
+    plt = _plt()
+    named = {n: r for n, r in results.items()
+             if r.get('firing_rate_per_layer')}
+    if not named:
+        return None
+    layers = list(next(iter(named.values()))['firing_rate_per_layer'])
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers) + 3), 4.5))
+    width = 0.8 / len(named)
+    x = np.arange(len(layers))
+    for i, (name, res) in enumerate(named.items()):
+        rates = [res['firing_rate_per_layer'][lay] for lay in layers]
+        ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(layers, rotation=45, ha='right', fontsize=7)
+    ax.set_ylabel('firing rate (spikes / neuron / step)')
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def threshold_traces(results, path, title=None):
+    plt = _plt()
+    named = {n: r for n, r in results.items() if r.get('threshold_trace')}
+    if not named:
+        return None
+    layers = list(next(iter(named.values()))['threshold_trace'])
+    cols = min(4, len(layers))
+    rows = -(-len(layers) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows),
+                             squeeze=False, sharex=True)
+    for ax, lay in zip(axes.flat, layers):
+        for name, res in named.items():
+            tr = res['threshold_trace'][lay]
+            t = np.arange(1, len(tr['mean']) + 1)
+            line, = ax.plot(t, tr['mean'], lw=1.2, label=name)
+            ax.fill_between(t, tr['min'], tr['max'], alpha=0.15,
+                            color=line.get_color())
+        ax.set_title(lay, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis('off')
+    axes.flat[0].legend(fontsize=6)
+    fig.supxlabel('time step', fontsize=9)
+    fig.supylabel('threshold theta (mean, min-max band)', fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure4(trains, path, layer_name, sample, max_neurons=400, title=None):
+    """``trains``: mapping setting name -> spikes ``(T, ...)`` of one layer
+    for one sample. Left: raster (the first ``max_neurons`` neurons that
+    fire in any setting); right: histogram of ``r / r_max``."""
+    plt = _plt()
+    names = list(trains)
+    flat = {n: (np.asarray(trains[n]).reshape(len(trains[n]), -1) != 0)
+            for n in names}
+    active = np.nonzero(np.any([f.any(0) for f in flat.values()], axis=0))[0]
+    shown = active[:max_neurons]
+    fig, axes = plt.subplots(len(names), 2, figsize=(11, 3 * len(names)),
+                             squeeze=False)
+    for row, n in enumerate(names):
+        f = flat[n]
+        t_idx, j = np.nonzero(f[:, shown])
+        ax = axes[row, 0]
+        ax.scatter(t_idx + 1, j, s=1, marker='|', color='k')
+        ax.set_ylabel('neuron (of {} active)'.format(len(active)), fontsize=8)
+        ax.set_title('{}: {} spikes of {} neurons, T = {}'.format(
+            n, int(f.sum()), f.shape[1], f.shape[0]), fontsize=9)
+        rate = f.sum(0) / f.shape[0]
+        r = rate[rate > 0] / rate.max() if rate.max() > 0 else rate[:0]
+        ax2 = axes[row, 1]
+        ax2.hist(r, bins=20, range=(0, 1), color='C{}'.format(row))
+        ax2.set_xlabel('normalised firing rate r / r_max (firing neurons)',
+                       fontsize=8)
+        ax2.set_ylabel('neurons', fontsize=8)
+        ax2.set_title('{}: mean r / r_max = {:.3f}'.format(
+            n, float(r.mean()) if r.size else 0.0), fontsize=9)
+    axes[-1, 0].set_xlabel('time step', fontsize=8)
+    fig.suptitle(title or 'Fig. 4: layer {}, sample {}'.format(layer_name,
+                                                             sample),
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,102 @@
+"""The compare command and the data preparation command, on small inputs."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_config
+from snntb_adaptive.cli import main
+
+
+def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
+    cfg = write_config(digits_dir, name='cmp.ini', label='cmp', duration=40,
+                       num_to_test=20, batch_size=10)
+    ref = tmp_path / 'ref.csv'
+    ref.write_text('# t,mean_top1_acc_percent\n' + ''.join(
+        '{},{:.3f}\n'.format(t, min(95, 3 * t)) for t in range(1, 41)))
+    out = tmp_path / 'cmp'
+    assert main(['compare', cfg, '--settings', 'stock,paper,authors_code',
+                 '--eta', '0.6,0.8', '--steps', '10,20', '--out', str(out),
+                 '--reference', str(ref), '--raster-layer', '3']) == 0
+    with open(out / 'summary.csv') as f:
+        rows = list(csv.DictReader(f))
+    names = [r['setting'] for r in rows]
+    assert names == ['stock', 'paper eta_scale=0.6', 'paper eta_scale=0.8',
+                     'authors_code eta_scale=0.6',
+                     'authors_code eta_scale=0.8']
+    assert list(rows[0]) == ['setting', 'acc@10', 'acc@20', 'acc@40', 'final',
+                             'ANN', 'convergence step', 'firing rate']
+    md = (out / 'summary.md').read_text()
+    assert md.count('\n|') == 7 and 'paper eta_scale=0.8' in md
+    for png in ('accuracy.png', 'firing_rates.png', 'thresholds.png',
+                'fig4_2Conv2D_4x4x32.png'):
+        data = (out / png).read_bytes()
+        assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000, png
+    with open(out / 'runs' / 'paper_eta_scale=0.6' / 'results.json') as f:
+        res = json.load(f)
+    assert res['settings']['eta_per_layer'] == [0.6] * 6
+    assert res['settings']['update'] == 'clamp'
+    with open(out / 'runs' / 'authors_code_eta_scale=0.8' /
+              'results.json') as f:
+        assert json.load(f)['settings']['scope'] == 'batch'
+    # a row's numbers are its results.json's (CSV: fractions, unrounded)
+    assert float(rows[1]['final']) == res['final_accuracy_top1']
+    printed = capsys.readouterr().out
+    assert 'batch 2/2' in printed and 'steps/s' in printed and 'left' in \
+        printed
+
+
+def test_compare_rejects_unknown_setting(digits_dir, tmp_path, capsys):
+    cfg = write_config(digits_dir, name='cmp_bad.ini', label='cmp_bad')
+    assert main(['compare', cfg, '--settings', 'stock,papr',
+                 '--out', str(tmp_path / 'x')]) == 2
+    assert "'papr' is neither 'stock' nor a preset" in \
+        capsys.readouterr().err
+
+
+def test_prepare_data_from_npz(tmp_path):
+    src = tmp_path / 'src.npz'
+    rng = np.random.default_rng(0)
+    np.savez(src, x_test=rng.integers(0, 256, (30, 6, 6), np.uint8),
+             y_test=rng.integers(0, 10, 30),
+             x_train=rng.integers(0, 256, (100, 6, 6), np.uint8))
+    out = tmp_path / 'data'
+    assert main(['prepare-data', 'npz', '--file', str(src), '--out', str(out),
+                 '--num-test', '20', '--norm-every', '10']) == 0
+    x = np.load(out / 'x_test.npz')['arr_0']
+    y = np.load(out / 'y_test.npz')['arr_0']
+    xn = np.load(out / 'x_norm.npz')['arr_0']
+    assert x.shape == (20, 6, 6, 1) and x.dtype == np.float32
+    assert 0 <= x.min() and x.max() <= 1
+    assert y.shape == (20, 10) and np.all(y.sum(1) == 1)
+    assert xn.shape == (10, 6, 6, 1)
+    # nothing is overwritten unasked
+    assert main(['prepare-data', 'npz', '--file', str(src), '--out',
+                 str(out)]) == 2
+    assert main(['prepare-data', 'npz', '--file', str(src), '--out',
+                 str(out), '--overwrite']) == 0
+    assert np.load(out / 'x_test.npz')['arr_0'].shape[0] == 30
+
+
+def test_prepare_data_errors(tmp_path, capsys):
+    src = tmp_path / 'src.npz'
+    np.savez(src, images=np.zeros((3, 4, 4), np.uint8))
+    assert main(['prepare-data', 'npz', '--file', str(src), '--out',
+                 str(tmp_path / 'o')]) == 2
+    err = capsys.readouterr().err
+    assert 'has no array(s) x_test, y_test; it holds: images' in err
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(
+    os.path.dirname(ROOT), 'shared', 'data', 'mnist.npz')),
+    reason='needs ../shared')
+def test_prepare_data_from_shared_mnist(tmp_path):
+    out = tmp_path / 'mnist'
+    assert main(['prepare-data', 'npz', '--file', os.path.join(
+        os.path.dirname(ROOT), 'shared', 'data', 'mnist.npz'), '--out',
+        str(out), '--num-test', '100', '--norm-key', 'x_train',
+        '--norm-every', '600']) == 0
+    assert np.load(out / 'x_norm.npz')['arr_0'].shape == (100, 28, 28, 1)
