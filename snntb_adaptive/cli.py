@@ -7,6 +7,7 @@
     python -m snntb_adaptive demo               offline demo on sklearn digits
     python -m snntb_adaptive compare CONFIG ... several settings, one table
     python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
+    python -m snntb_adaptive convert-keras3 M O rebuild a Keras-3 model as .h5
     python -m snntb_adaptive bench ...          speed / memory benchmark
 """
 
@@ -25,19 +26,27 @@ def user_errors():
     return (ConfigError, CorruptFileError, DataError)
 
 
-def run_config(path):
-    """Run SNN-TB's parse -> normalise -> simulate pipeline on ``path``."""
+def run_config(path, resume=False):
+    """Run SNN-TB's parse -> normalise -> simulate pipeline on ``path`` (as
+    ``snntoolbox -t`` does); ``resume`` continues a killed run."""
     registration.install()
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         from snntb_adaptive.config import ConfigError
         raise ConfigError("config file {} not found".format(path))
-    from snntoolbox.bin.run import main as snntb_main
-    return snntb_main(path)
+    from snntoolbox.bin.utils import run_pipeline, update_setup
+    config = update_setup(path)
+    if resume:
+        from snntb_adaptive.config import SECTION, ConfigError, is_adaptive
+        if not is_adaptive(config):
+            raise ConfigError("--resume needs [conversion] spike_code = "
+                              "adaptive_threshold")
+        config.set(SECTION, 'resume', 'True')
+    return run_pipeline(config)
 
 
 def _cmd_run(args):
-    run_config(args.config)
+    run_config(args.config, args.resume)
     return 0
 
 
@@ -94,16 +103,29 @@ def _cmd_compare(args):
     return 0
 
 
+def _cmd_convert(args):
+    from snntb_adaptive.keras3 import convert
+    diff = convert(args.model, args.out)
+    print("wrote {} (tf-keras); largest output difference to {} on random "
+          "inputs: {:.2e}".format(args.out, args.model, diff))
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m snntb_adaptive',
         description="Adaptive threshold (Chen et al.) for SNN-Toolbox 0.6.0.")
     p.add_argument('-t', '--terminal', metavar='CONFIG',
                    help="run SNN-TB's pipeline on CONFIG (as snntoolbox -t)")
+    p.add_argument('--resume', action='store_true',
+                   help='with -t: continue a run that was killed, skipping '
+                   'the batches it finished')
     sub = p.add_subparsers(dest='command')
 
     r = sub.add_parser('run', help="run SNN-TB's pipeline on a config file")
     r.add_argument('config')
+    r.add_argument('--resume', action='store_true',
+                   help='continue a run that was killed')
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '
@@ -165,6 +187,12 @@ def build_parser():
     c.add_argument('--title')
     c.set_defaults(func=_cmd_compare)
 
+    k = sub.add_parser('convert-keras3', help='rebuild a Keras-3 model '
+                       '(.keras or .h5) as a tf-keras .h5 for SNN-TB')
+    k.add_argument('model')
+    k.add_argument('out')
+    k.set_defaults(func=_cmd_convert)
+
     sub.add_parser('bench', add_help=False,
                    help="speed and memory benchmark against SNN-TB (see "
                    "'bench --help')")
@@ -182,7 +210,7 @@ def main(argv=None):
     errors = user_errors()
     try:
         if args.terminal:
-            run_config(args.terminal)
+            run_config(args.terminal, args.resume)
             return 0
         if not getattr(args, 'func', None):
             parser.print_help()

@@ -10,6 +10,7 @@ adds one section::
     update =                # clamp | window | none   (empty: from the preset)
     scope =                 # sample | batch          (empty: from the preset)
     readout = spikes        # spikes | membrane
+    resume = False          # True: continue a killed run (see progress.py)
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -42,6 +43,7 @@ DEFAULTS = {
     'update': '',
     'scope': '',
     'readout': 'spikes',
+    'resume': 'False',
 }
 
 
@@ -125,6 +127,10 @@ def settings_from_mapping(section):
         update = _choice('update', values['update'], UPDATES)
     if values['scope']:
         scope = _choice('scope', values['scope'], SCOPES)
+    if values['resume'].lower() not in ('true', 'false', '1', '0', 'yes',
+                                        'no', 'on', 'off'):
+        raise ConfigError("[adaptive_threshold] resume = {!r}: not a boolean "
+                          "(use True or False).".format(values['resume']))
     return Settings(preset=preset, update=update, scope=scope,
                     eta_scale=parse_eta(values['eta_scale']),
                     readout=_choice('readout', values['readout'], READOUTS))

@@ -3,8 +3,10 @@
 
 * every spike code: the NumPy-2 / TF-2.21 shims of :mod:`snntb_adaptive.compat`;
 * ``snntoolbox.bin.utils``: the plugin's spike code and ``[adaptive_threshold]``
-  defaults join SNN-TB's ``config_defaults``; ``update_setup`` validates the
-  plugin's settings and prints them;
+  defaults join SNN-TB's ``config_defaults``; ``update_setup`` first validates
+  the plugin's settings, the SNN-TB options and the input files
+  (:mod:`snntb_adaptive.checks`), then runs SNN-TB's own, then prints the
+  effective settings;
 * ``snntoolbox.bin.run``: ``main`` (the ``snntoolbox`` command) prints the
   plugin's configuration and data errors as one clear line and exits with
   status 2, instead of a traceback;
@@ -73,11 +75,24 @@ def patch_bin_utils(module):
         from snntb_adaptive.config import (
             check_snntb_options, format_settings, is_adaptive,
             settings_from_config)
+        if os.path.isfile(config_filepath):
+            # The plugin's checks first, on the merged config, so that bad
+            # values and files fail with a clear message before SNN-TB's
+            # own asserts and before any work.
+            merged = module.load_config(os.path.join(
+                os.path.dirname(module.__file__), '..', 'config_defaults'))
+            merged.read(config_filepath)
+            if is_adaptive(merged):
+                from snntb_adaptive.checks import precheck
+                settings_from_config(merged)
+                check_snntb_options(merged)
+                if merged.get('paths', 'path_wd') == '':
+                    merged.set('paths', 'path_wd',
+                               os.path.dirname(config_filepath))
+                precheck(merged)
         config = update_setup(config_filepath)
         if is_adaptive(config):
-            settings = settings_from_config(config)
-            check_snntb_options(config)
-            print(format_settings(settings, config))
+            print(format_settings(settings_from_config(config), config))
         return config
 
     module.load_config = _mark(load_config_with_plugin, load_config)

@@ -31,10 +31,12 @@ from snntoolbox.simulation.target_simulators import \
     INI_temporal_mean_rate_target_sim as tmr_sim  # noqa: E402
 
 from snntb_adaptive import layers as at_layers  # noqa: E402
-from snntb_adaptive.config import (ConfigError,  # noqa: E402
+from snntb_adaptive.config import (SECTION, ConfigError,  # noqa: E402
                                    settings_from_config)
 from snntb_adaptive.dynamics import input_max  # noqa: E402
 from snntb_adaptive.metrics import RunRecorder, topk_correct  # noqa: E402
+from snntb_adaptive.progress import (Progress, fingerprint,  # noqa: E402
+                                     rss_mb)
 
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
 
@@ -371,11 +373,28 @@ class SNN(tmr_sim.SNN):
             return (self.readout_scores(b['readout']), b['counts'],
                     b['thetas'])
 
-        seconds = run_batches(simulate, self.reset, self.parsed_model,
-                              x_test, y_test, self.batch_size,
-                              self.config.getint('simulation', 'num_to_test'),
-                              self.recorder)
-        results = self.recorder.results(self.run_settings(), seconds)
+        num_to_test = self.config.getint('simulation', 'num_to_test')
+        settings = self.run_settings()
+        num_batches = min(num_to_test, len(x_test)) // self.batch_size
+        n = num_batches * self.batch_size
+        fp = fingerprint(settings, self._layer_rows,
+                         self.parsed_model.get_weights(), x_test[:n],
+                         y_test[:n])
+        resume = self.config.getboolean(SECTION, 'resume', fallback=False)
+        if resume and self.config.getint('simulation',
+                                          'reset_between_nth_sample') != 1:
+            raise ConfigError(
+                "[adaptive_threshold] resume = True needs [simulation] "
+                "reset_between_nth_sample = 1 (with state carried across "
+                "batches, skipped batches cannot be replayed).")
+        progress = Progress(log_dir, fp, resume, num_batches)
+        try:
+            seconds = run_batches(simulate, self.reset, self.parsed_model,
+                                  x_test, y_test, self.batch_size,
+                                  num_to_test, self.recorder, progress)
+        finally:
+            progress.close()
+        results = self.recorder.results(settings, seconds)
         self.results = results
         path = write_results(log_dir, results)
         print("\nsnntb-adaptive: accuracy top-1 {:.2%} (ANN {:.2%}) on {} "
@@ -388,12 +407,15 @@ class SNN(tmr_sim.SNN):
 
 
 def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
-                num_to_test, recorder, out=sys.stdout):
+                num_to_test, recorder, progress=None, out=None):
     """Simulate ``x_test`` batch by batch into ``recorder``, evaluating the
     ANN on the same batches; print progress. Returns the wall time.
 
     ``simulate(x_batch)`` returns ``(scores (T,B,C), counts, thetas)``;
-    ``reset(batch_index)`` is SNN-TB's reset after each batch.
+    ``reset(batch_index)`` is SNN-TB's reset after each batch. With a
+    :class:`~snntb_adaptive.progress.Progress`, batches it holds already are
+    taken from it (in batch order, so sums are formed as in an uninterrupted
+    run) and each new batch is appended to it durably.
     """
     num_batches = min(num_to_test, len(x_test)) // batch_size
     if num_batches == 0:
@@ -401,24 +423,34 @@ def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
             "Fewer test samples ({}) than one batch ({}). Lower [simulation] "
             "batch_size or add samples.".format(min(num_to_test, len(x_test)),
                                                 batch_size))
+    out = out or sys.stdout
     started = time.time()
+    done_before = progress.done if progress is not None else {}
+    simulated = 0
     for b in range(num_batches):
+        if b in done_before:
+            recorder.add_record(done_before[b])
+            continue
         t0 = time.time()
         sl = slice(b * batch_size, (b + 1) * batch_size)
         x_b, y_b = x_test[sl], y_test[sl]
         truth = np.argmax(y_b, axis=1)
         scores, counts, thetas = simulate(x_b)
         ann = np.asarray(parsed_model.predict_on_batch(x_b))
-        recorder.add_batch(
+        rec = recorder.add_batch(
             truth, scores, counts, thetas,
             ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
             ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
         reset(b)
+        if progress is not None:
+            progress.append(b, rec, seconds=round(time.time() - t0, 4),
+                            rss_mb=rss_mb())
+        simulated += 1
         done, elapsed = b + 1, time.time() - started
         out.write("batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
                   "{:.1f} s left\n".format(
                       done, num_batches, recorder.running_accuracy(),
                       recorder.num_steps / max(time.time() - t0, 1e-9),
-                      elapsed, elapsed / done * (num_batches - done)))
+                      elapsed, elapsed / simulated * (num_batches - done)))
         out.flush()
     return time.time() - started
