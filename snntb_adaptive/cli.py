@@ -99,7 +99,8 @@ def _cmd_compare(args):
                 reference_label=args.reference_label,
                 raster_layer=args.raster_layer,
                 raster_sample=args.raster_sample,
-                raster_setting=args.raster_setting, title=args.title)
+                raster_setting=args.raster_setting, title=args.title,
+                overrides=args.set)
     return 0
 
 
@@ -185,6 +186,10 @@ def build_parser():
     c.add_argument('--raster-sample', type=int, default=0)
     c.add_argument('--raster-setting', default='paper')
     c.add_argument('--title')
+    c.add_argument('--set', action='append', default=[],
+                   metavar='SECTION.KEY=VALUE', help='override a config value '
+                   'for this comparison, e.g. --set simulation.duration=200 '
+                   '(repeatable)')
     c.set_defaults(func=_cmd_compare)
 
     k = sub.add_parser('convert-keras3', help='rebuild a Keras-3 model '

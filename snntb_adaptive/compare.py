@@ -5,7 +5,8 @@ settings; parse and normalise once; one table and the plots.
         --settings stock,authors_executed,paper,authors_code \
         [--eta 0.6,0.7,0.8,0.9] [--steps 25,50,100,200] [--out DIR] \
         [--reference ../shared/reference/authors_log_accuracy_cifar10.csv] \
-        [--raster-layer 2] [--raster-sample 0] [--raster-setting paper]
+        [--raster-layer 2] [--raster-sample 0] [--raster-setting paper] \
+        [--set simulation.duration=200 --set simulation.num_to_test=500]
 
 A setting is ``stock`` (SNN-TB's own ``temporal_mean_rate`` simulator) or a
 preset name, optionally with ``[adaptive_threshold]`` keys:
@@ -83,10 +84,24 @@ def spiking_layer_index(session, layer):
     return names.index(layer), layer
 
 
+def parse_overrides(items):
+    """``['simulation.duration=200']`` -> ``{('simulation', 'duration'):
+    '200'}``."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition('=')
+        section, dot, option = key.strip().partition('.')
+        if not (sep and dot and section and option):
+            raise ConfigError("--set {!r}: expected SECTION.KEY=VALUE, e.g. "
+                              "simulation.duration=200".format(item))
+        out[section, option] = value.strip()
+    return out
+
+
 def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                 etas=None, reference=None, reference_label=None,
                 raster_layer=2, raster_sample=0, raster_setting='paper',
-                title=None):
+                title=None, overrides=()):
     from snntb_adaptive import plots
     if reference and not os.path.isfile(reference):
         raise ConfigError("--reference {}: file not found".format(reference))
@@ -99,7 +114,7 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                 raise ConfigError(
                     "setting {!r}: {!r} is neither 'stock' nor a preset "
                     "({})".format(s, name, ', '.join(PRESETS)))
-    session = Session(config_path)
+    session = Session(config_path, overrides=parse_overrides(overrides))
     out = os.path.abspath(out or os.path.join(session.log_root, 'compare'))
     session.log_root = os.path.join(out, 'runs')
     os.makedirs(session.log_root, exist_ok=True)

@@ -56,16 +56,49 @@ def parse_setting(text):
 class Session:
     """One model, one data set, parsed and normalised once."""
 
-    def __init__(self, config_path, log_root=None):
+    def __init__(self, config_path, log_root=None, overrides=None):
+        """``overrides``: ``{(section, key): value}`` applied to the config
+        file's values, before SNN-TB's checks (the file is not changed)."""
         install()
         ensure_legacy_keras()
         from snntoolbox.bin.utils import update_setup
-        self.config = update_setup(os.path.abspath(config_path))
+        config_path = os.path.abspath(config_path)
+        if overrides:
+            copy = self._with_overrides(config_path, overrides)
+            try:
+                self.config = update_setup(copy)
+            finally:
+                os.remove(copy)
+        else:
+            self.config = update_setup(config_path)
         self.log_root = log_root or os.path.dirname(
             self.config.get('paths', 'log_dir_of_current_run'))
         self.parsed = None
         self.testset = None
         self._snns = {}
+
+    @staticmethod
+    def _with_overrides(config_path, overrides):
+        """A temporary copy of the config file with ``overrides``. SNN-TB
+        resolves relative paths against the working folder, so they keep
+        their meaning; an empty ``path_wd`` (the config's folder) is made
+        explicit."""
+        import tempfile
+        cfg = configparser.ConfigParser(interpolation=None)
+        cfg.optionxform = str
+        cfg.read(config_path)
+        if not cfg.get('paths', 'path_wd', fallback=''):
+            if not cfg.has_section('paths'):
+                cfg.add_section('paths')
+            cfg.set('paths', 'path_wd', os.path.dirname(config_path))
+        for (section, key), value in overrides.items():
+            if not cfg.has_section(section):
+                cfg.add_section(section)
+            cfg.set(section, key, str(value))
+        fd, path = tempfile.mkstemp(prefix='snntb-adaptive-', suffix='.ini')
+        with os.fdopen(fd, 'w') as f:
+            cfg.write(f)
+        return path
 
     def prepare(self):
         """SNN-TB's load -> parse -> normalise, once."""
