@@ -19,8 +19,9 @@ default 10 for the small nets, 3 for the VGGs):
   streaming one on ``--norm-images`` images, the largest relative difference
   of their scale factors, and the memory each adds while it runs (peak RSS
   above the level before, sampled every 5 ms);
-* with ``--memory``: peak RSS of whole ``python -m snntb_adaptive -t`` runs
-  with T = 100 and T = 1100 (separate processes).
+* with ``--memory`` (instead of the above): peak RSS of whole
+  ``python -m snntb_adaptive -t`` runs with T = 100 and T = 1100, 2 batches,
+  each in its own process, all metrics of ``results.json`` recorded.
 
 The machine is noisy: the ratios are what to read.
 """
@@ -305,7 +306,8 @@ def main(argv=None):
     p.add_argument('--norm-images', type=int, default=1000)
     p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'))
     p.add_argument('--memory', action='store_true',
-                   help='also compare peak RSS of runs with T = 100 and 1100')
+                   help='instead of the speed table: peak RSS of whole runs '
+                   'with T = 100 and T = 1100')
     args = p.parse_args(argv)
     install()
     ensure_legacy_keras()
@@ -316,12 +318,13 @@ def main(argv=None):
                 n, ', '.join(MODELS)))
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
+            if args.memory:
+                bench_memory_in_T(n, tmp, MODELS[n], args.shared,
+                                  args.batch_size)
+                continue
             batches = args.batches or (3 if n.startswith('vgg') else 10)
             cfg = _workdir(tmp, n, MODELS[n], args.shared, args.duration,
                            args.batch_size, args.batch_size * (batches + 1),
                            args.norm_images)
             bench_model(n, cfg, batches)
-            if args.memory:
-                bench_memory_in_T(n, tmp, MODELS[n], args.shared,
-                                  args.batch_size)
     return 0

@@ -203,8 +203,8 @@ class Session:
         recorder = RunRecorder(rows, snn._num_timesteps, snn.top_k,
                                snn.num_classes)
 
-        def simulate(x_b):
-            counts = snn.simulate(x_b_l=x_b, truth_b=np.zeros(len(x_b)))
+        def simulate(x_b, truth):
+            counts = snn.simulate(x_b_l=x_b, truth_b=truth)
             return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
                     None)
 

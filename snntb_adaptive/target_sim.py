@@ -367,8 +367,8 @@ class SNN(tmr_sim.SNN):
         self.recorder = RunRecorder(self._layer_rows, self._num_timesteps,
                                     self.top_k, self.num_classes)
 
-        def simulate(x_b):
-            self.simulate(x_b_l=x_b)
+        def simulate(x_b, truth):
+            self.simulate(x_b_l=x_b, truth_b=truth)
             b = self.last_batch
             return (self.readout_scores(b['readout']), b['counts'],
                     b['thetas'])
@@ -411,7 +411,8 @@ def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
     """Simulate ``x_test`` batch by batch into ``recorder``, evaluating the
     ANN on the same batches; print progress. Returns the wall time.
 
-    ``simulate(x_batch)`` returns ``(scores (T,B,C), counts, thetas)``;
+    ``simulate(x_batch, truth)`` returns ``(scores (T,B,C), counts,
+    thetas)``;
     ``reset(batch_index)`` is SNN-TB's reset after each batch. With a
     :class:`~snntb_adaptive.progress.Progress`, batches it holds already are
     taken from it (in batch order, so sums are formed as in an uninterrupted
@@ -435,7 +436,7 @@ def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
         sl = slice(b * batch_size, (b + 1) * batch_size)
         x_b, y_b = x_test[sl], y_test[sl]
         truth = np.argmax(y_b, axis=1)
-        scores, counts, thetas = simulate(x_b)
+        scores, counts, thetas = simulate(x_b, truth)
         ann = np.asarray(parsed_model.predict_on_batch(x_b))
         rec = recorder.add_batch(
             truth, scores, counts, thetas,
