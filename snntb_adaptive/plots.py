@@ -24,6 +24,19 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path, title=None, ax=None):
+    """Title (on ``ax``, else the figure), layout, PNG, close."""
+    if title:
+        if ax is not None:
+            ax.set_title(title, fontsize=10)
+        else:
+            fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def read_reference_csv(path):
     """``(t, accuracy in [0, 1])`` from a CSV of ``t,percent`` rows
     (``#`` comments allowed)."""
@@ -51,12 +64,7 @@ def accuracy_per_step(results, path, reference=None, reference_label=None,
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower right')
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title, ax)
 
 
 def firing_rates(results, path, title=None):
@@ -76,12 +84,7 @@ def firing_rates(results, path, title=None):
     ax.set_xticklabels(layers, rotation=45, ha='right', fontsize=7)
     ax.set_ylabel('firing rate (spikes / neuron / step)')
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title, ax)
 
 
 def threshold_traces(results, path, title=None):
@@ -108,12 +111,7 @@ def threshold_traces(results, path, title=None):
     axes.flat[0].legend(fontsize=6)
     fig.supxlabel('time step', fontsize=9)
     fig.supylabel('threshold theta (mean, min-max band)', fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def figure4(trains, path, layer_name, sample, max_neurons=400, title=None):
@@ -146,10 +144,5 @@ def figure4(trains, path, layer_name, sample, max_neurons=400, title=None):
         ax2.set_title('{}: mean r / r_max = {:.3f}'.format(
             n, float(r.mean()) if r.size else 0.0), fontsize=9)
     axes[-1, 0].set_xlabel('time step', fontsize=8)
-    fig.suptitle(title or 'Fig. 4: layer {}, sample {}'.format(layer_name,
-                                                             sample),
-                 fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title or 'Fig. 4: layer {}, sample {}'
+                 .format(layer_name, sample))

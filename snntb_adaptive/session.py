@@ -194,7 +194,8 @@ class Session:
             INI_temporal_mean_rate_target_sim as stock_sim
         from snntb_adaptive.metrics import RunRecorder, write_results
         from snntb_adaptive.normalisation import spiking_layers
-        from snntb_adaptive.target_sim import run_batches
+        from snntb_adaptive.target_sim import (common_run_settings,
+                                               run_batches)
         snn = stock_sim.SNN(cfg)
         snn.build(self.parsed, **self.testset)
         rows = [{'name': lay.name, 'type': lay.__class__.__name__,
@@ -213,18 +214,9 @@ class Session:
                               snn.batch_size,
                               cfg.getint('simulation', 'num_to_test'),
                               recorder)
-        settings = {
-            'preset': STOCK, 'simulator': 'SNN-TB temporal_mean_rate',
-            'v_max': cfg.getfloat('cell', 'v_thresh'),
-            'duration': snn._duration, 'dt': snn._dt,
-            'batch_size': snn.batch_size,
-            'num_to_test': cfg.getint('simulation', 'num_to_test'),
-            'top_k': snn.top_k,
-            'model_file': os.path.join(cfg.get('paths', 'path_wd'),
-                                       cfg.get('paths', 'filename_ann')
-                                       + '.h5'),
-            'normalize': cfg.getboolean('tools', 'normalize'),
-            'percentile': cfg.getfloat('normalization', 'percentile')}
+        settings = {'preset': STOCK,
+                    'simulator': 'SNN-TB temporal_mean_rate',
+                    **common_run_settings(snn)}
         results = recorder.results(settings, seconds)
         write_results(cfg.get('paths', 'log_dir_of_current_run'), results)
         return results

@@ -328,25 +328,9 @@ class SNN(tmr_sim.SNN):
     # Run
 
     def run_settings(self):
-        cfg = self.config
-        return {
-            **self.settings.as_dict(),
-            'eta_per_layer': list(self._etas),
-            'v_max': self.v_max,
-            'duration': self._duration,
-            'dt': self._dt,
-            'batch_size': self.batch_size,
-            'num_to_test': cfg.getint('simulation', 'num_to_test'),
-            'top_k': self.top_k,
-            'model_file': os.path.join(cfg.get('paths', 'path_wd'),
-                                       cfg.get('paths', 'filename_ann')
-                                       + '.h5'),
-            'normalize': cfg.getboolean('tools', 'normalize'),
-            'percentile': cfg.getfloat('normalization', 'percentile'),
-            'reset_between_nth_sample': cfg.getint(
-                'simulation', 'reset_between_nth_sample'),
-            'loop': self.loop,
-        }
+        return {**self.settings.as_dict(),
+                'eta_per_layer': list(self._etas),
+                **common_run_settings(self), 'loop': self.loop}
 
     def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
         from snntoolbox.simulation.utils import get_samples_from_list
@@ -404,6 +388,26 @@ class SNN(tmr_sim.SNN):
                   results['ann_accuracy_top1'], results['num_samples'],
                   results['convergence_step'], results['firing_rate'], path))
         return results['final_accuracy_top1']
+
+
+def common_run_settings(snn):
+    """The ``results.json`` settings every INI simulator run has (the
+    plugin's, or SNN-TB's own ``snn``)."""
+    cfg = snn.config
+    return {
+        'v_max': cfg.getfloat('cell', 'v_thresh'),
+        'duration': snn._duration,
+        'dt': snn._dt,
+        'batch_size': snn.batch_size,
+        'num_to_test': cfg.getint('simulation', 'num_to_test'),
+        'top_k': snn.top_k,
+        'model_file': os.path.join(cfg.get('paths', 'path_wd'),
+                                   cfg.get('paths', 'filename_ann') + '.h5'),
+        'normalize': cfg.getboolean('tools', 'normalize'),
+        'percentile': cfg.getfloat('normalization', 'percentile'),
+        'reset_between_nth_sample': cfg.getint('simulation',
+                                               'reset_between_nth_sample'),
+    }
 
 
 def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
