@@ -10,7 +10,9 @@ steps (medians over ``--batches`` batches, after one warm-up batch; by
 default 10 for the small nets, 3 for the VGGs):
 
 * ``floor``: the dense ANN (parsed, normalised) run ``T`` times on the batch
-  inside one compiled loop - this machine's dense-compute floor;
+  inside one compiled loop - this machine's dense-compute floor, the
+  reference of every ratio; for comparison also ``T`` separate
+  ``predict_on_batch`` calls of the ANN (per-call overhead included);
 * ``snntb``: SNN-TB 0.6.0's own ``temporal_mean_rate`` ``simulate`` (one
   ``predict_on_batch`` per step);
 * ``plugin <preset>``: the plugin's compiled loop, per preset, and the
@@ -218,7 +220,14 @@ def bench_model(name, config_path, batches, out=print):
     t_floor = _median_time(lambda b: dense_loop(tf.constant(batch(b))).numpy(),
                            batches)
 
-    rows = [('floor (dense ANN, T passes, compiled loop)', t_floor)]
+    def dense_calls(b):
+        xb = batch(b)
+        for _ in range(T):
+            parsed.predict_on_batch(xb)
+
+    rows = [('floor (dense ANN, T passes, compiled loop)', t_floor),
+            ('dense ANN, T predict_on_batch calls',
+             _median_time(dense_calls, batches))]
     stock = stock_sim.SNN(copy_config(cfg, {
         ('conversion', 'spike_code'): 'temporal_mean_rate'}))
     stock.build(parsed, **testset)
