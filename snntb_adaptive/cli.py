@@ -6,6 +6,7 @@
                                                 without the .pth file
     python -m snntb_adaptive demo               offline demo on sklearn digits
     python -m snntb_adaptive compare CONFIG ... several settings, one table
+    python -m snntb_adaptive plot OUT           redraw a comparison's plots
     python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
     python -m snntb_adaptive convert-keras3 M O rebuild a Keras-3 model as .h5
     python -m snntb_adaptive bench ...          speed / memory benchmark
@@ -104,6 +105,13 @@ def _cmd_compare(args):
     return 0
 
 
+def _cmd_plot(args):
+    from snntb_adaptive.compare import replot
+    replot(args.out, args.reference, args.reference_label, args.title)
+    print("plots redrawn in {}".format(args.out))
+    return 0
+
+
 def _cmd_convert(args):
     from snntb_adaptive.keras3 import convert
     diff = convert(args.model, args.out)
@@ -191,6 +199,14 @@ def build_parser():
                    'for this comparison, e.g. --set simulation.duration=200 '
                    '(repeatable)')
     c.set_defaults(func=_cmd_compare)
+
+    g = sub.add_parser('plot', help="redraw a comparison's plots from its "
+                       'results.json files')
+    g.add_argument('out', help='the --out folder of a comparison')
+    g.add_argument('--reference')
+    g.add_argument('--reference-label', default='authors (published log)')
+    g.add_argument('--title')
+    g.set_defaults(func=_cmd_plot)
 
     k = sub.add_parser('convert-keras3', help='rebuild a Keras-3 model '
                        '(.keras or .h5) as a tf-keras .h5 for SNN-TB')

@@ -98,6 +98,34 @@ def parse_overrides(items):
     return out
 
 
+def draw_plots(out, results, reference=None, reference_label=None,
+               title=None):
+    """accuracy.png, firing_rates.png and thresholds.png of a comparison."""
+    from snntb_adaptive import plots
+    plots.accuracy_per_step(results, os.path.join(out, 'accuracy.png'),
+                            reference, reference_label, title)
+    plots.firing_rates(results, os.path.join(out, 'firing_rates.png'), title)
+    plots.threshold_traces(results, os.path.join(out, 'thresholds.png'),
+                           title)
+
+
+def replot(out, reference=None, reference_label=None, title=None):
+    """Redraw a comparison's plots (not Fig. 4, which needs a simulation)
+    from ``out/summary.csv`` and ``out/runs/<setting>/results.json``."""
+    from snntb_adaptive.metrics import load_results
+    summary = os.path.join(out, 'summary.csv')
+    if not os.path.isfile(summary):
+        raise ConfigError("{} not found: give the --out folder of a "
+                          "comparison".format(summary))
+    with open(summary) as f:
+        labels = [row['setting'] for row in csv.DictReader(f)]
+    results = OrderedDict(
+        (label, load_results(os.path.join(out, 'runs', label.replace(
+            ' ', '_'), 'results.json'))) for label in labels)
+    draw_plots(out, results, reference, reference_label, title)
+    return results
+
+
 def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                 etas=None, reference=None, reference_label=None,
                 raster_layer=2, raster_sample=0, raster_setting='paper',
@@ -139,11 +167,7 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                  header + format_markdown(rows) + '\n')
     write_atomic(os.path.join(out, 'summary.csv'), _csv(rows))
     title = title or os.path.basename(config_path)
-    plots.accuracy_per_step(results, os.path.join(out, 'accuracy.png'),
-                            reference, reference_label, title)
-    plots.firing_rates(results, os.path.join(out, 'firing_rates.png'), title)
-    plots.threshold_traces(results, os.path.join(out, 'thresholds.png'),
-                           title)
+    draw_plots(out, results, reference, reference_label, title)
     if raster_layer and str(raster_layer) != '0':
         k, lname = spiking_layer_index(session, raster_layer)
         trains = OrderedDict()

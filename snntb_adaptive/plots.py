@@ -45,26 +45,34 @@ def read_reference_csv(path):
 
 
 def accuracy_per_step(results, path, reference=None, reference_label=None,
-                      title=None):
-    """``results``: mapping name -> results dict."""
+                      title=None, zoom=None):
+    """``results``: mapping name -> results dict. Left: all steps; right:
+    the first ``zoom`` steps (default: a fifth of T, at least 20)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, res in results.items():
-        acc = np.asarray(res['accuracy_top1_per_step']) * 100
-        ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.5)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8),
+                             gridspec_kw={'width_ratios': [3, 2]})
+    T = max(len(r['accuracy_top1_per_step']) for r in results.values())
+    zoom = zoom or min(T, max(20, T // 5))
     ann = next(iter(results.values()))['ann_accuracy_top1'] * 100
-    ax.axhline(ann, color='k', ls=':', lw=1, label='ANN ({:.2f} %)'.format(
-        ann))
-    if reference is not None:
-        t, acc = read_reference_csv(reference)
-        ax.plot(t, acc * 100, color='grey', ls='--', lw=1.5,
-                label=reference_label or 'reference')
-    ax.set_xlabel('time step')
-    ax.set_ylabel('top-1 accuracy (%)')
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right')
-    return _save(plt, fig, path, title, ax)
+    ref = read_reference_csv(reference) if reference else None
+    for ax, last in zip(axes, (T, zoom)):
+        for name, res in results.items():
+            acc = np.asarray(res['accuracy_top1_per_step'])[:last] * 100
+            ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4)
+        ax.axhline(ann, color='k', ls=':', lw=1,
+                   label='ANN ({:.2f} %)'.format(ann))
+        if ref is not None:
+            keep = ref[0] <= last
+            ax.plot(ref[0][keep], ref[1][keep] * 100, color='grey', ls='--',
+                    lw=1.4, label=reference_label or 'reference')
+        ax.set_xlabel('time step')
+        ax.set_ylim(0, 100)
+        ax.set_xlim(0, last)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('top-1 accuracy (%)')
+    axes[1].set_title('first {} steps'.format(zoom), fontsize=9)
+    axes[0].legend(fontsize=8, loc='lower right')
+    return _save(plt, fig, path, title)
 
 
 def firing_rates(results, path, title=None):

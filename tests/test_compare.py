@@ -44,6 +44,10 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
         assert json.load(f)['settings']['scope'] == 'batch'
     # a row's numbers are its results.json's (CSV: fractions, unrounded)
     assert float(rows[1]['final']) == res['final_accuracy_top1']
+    # the plots can be redrawn from the saved results alone
+    os.remove(out / 'accuracy.png')
+    assert main(['plot', str(out), '--title', 'again']) == 0
+    assert (out / 'accuracy.png').read_bytes()[:4] == b'\x89PNG'
     printed = capsys.readouterr().out
     assert 'batch 2/2' in printed and 'steps/s' in printed and 'left' in \
         printed
