@@ -23,8 +23,7 @@ def input_max(impulse, scope):
     ``scope = 'batch'`` over the whole tensor (a scalar).
     """
     if scope == 'sample':
-        return tf.reduce_max(tf.reshape(impulse, (tf.shape(impulse)[0], -1)),
-                             axis=1)
+        return tf.reduce_max(impulse, axis=list(range(1, impulse.shape.rank)))
     if scope == 'batch':
         return tf.reduce_max(impulse)
     raise ValueError("scope must be one of {}, not {!r}".format(SCOPES, scope))
