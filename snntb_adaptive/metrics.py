@@ -175,18 +175,12 @@ class RunRecorder:
 def write_results(log_dir, results):
     """Write ``results.json`` atomically. An existing one is kept, renamed
     ``results.<its modification time>.json``; nothing is overwritten."""
+    from snntb_adaptive.progress import keep_aside
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, RESULTS_FILE)
     if os.path.exists(path):
-        stamp = time.strftime('%Y%m%d-%H%M%S',
-                              time.localtime(os.path.getmtime(path)))
-        keep = os.path.join(log_dir, 'results.{}.json'.format(stamp))
-        k = 1
-        while os.path.exists(keep):
-            keep = os.path.join(log_dir, 'results.{}-{}.json'.format(stamp, k))
-            k += 1
-        os.replace(path, keep)
-        print("snntb-adaptive: kept the previous results as {}".format(keep))
+        print("snntb-adaptive: kept the previous results as {}".format(
+            keep_aside(path)))
     write_json_atomic(path, results, indent=1)
     return path
 
