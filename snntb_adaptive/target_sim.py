@@ -84,7 +84,6 @@ class SNN(tmr_sim.SNN):
         self._batch_fn = None
         self._step_fn = None
         self.recorder = None
-        self.last_batch = None    # arrays of the last simulated batch
         self.results = None       # results.json content after run()
 
     # ------------------------------------------------------------------
@@ -315,14 +314,10 @@ class SNN(tmr_sim.SNN):
         return np.cumsum(readout > 0, axis=0, dtype=np.int32)
 
     def simulate(self, **kwargs):
-        """SNN-TB's interface: returns cumulative output spike counts of
-        shape (B, C, T)."""
-        readout, counts, thetas = self.simulate_batch(kwargs['x_b_l'])
-        self.last_batch = {'readout': readout, 'counts': counts,
-                           'thetas': thetas}
-        spikes = np.cumsum(readout > 0, axis=0) \
-            if self.settings.readout == 'spikes' else readout
-        return np.transpose(spikes, (1, 2, 0))
+        """SNN-TB's interface: the readout scores (cumulative output spike
+        counts, or cumulative input for ``membrane``) of shape (B, C, T)."""
+        readout, _, _ = self.simulate_batch(kwargs['x_b_l'])
+        return np.transpose(self.readout_scores(readout), (1, 2, 0))
 
     # ------------------------------------------------------------------
     # Run
@@ -352,10 +347,8 @@ class SNN(tmr_sim.SNN):
                                     self.top_k, self.num_classes)
 
         def simulate(x_b, truth):
-            self.simulate(x_b_l=x_b, truth_b=truth)
-            b = self.last_batch
-            return (self.readout_scores(b['readout']), b['counts'],
-                    b['thetas'])
+            readout, counts, thetas = self.simulate_batch(x_b)
+            return self.readout_scores(readout), counts, thetas
 
         num_to_test = self.config.getint('simulation', 'num_to_test')
         settings = self.run_settings()
