@@ -21,6 +21,7 @@ SNN-TB is edited. The shims:
     the file and the fix.
 """
 
+import functools
 import io
 import json
 import os
@@ -125,18 +126,29 @@ def _numpy_with_removed_aliases():
     return view
 
 
+def mark_patched(wrapper, original):
+    """Give ``wrapper`` the name and docstring of the SNN-TB function it
+    replaces, keep the original as ``wrapper.original``, and mark it so that
+    patching twice is a no-op (see :func:`is_patched`)."""
+    functools.update_wrapper(wrapper, original)
+    wrapper._snntb_adaptive = True
+    wrapper.original = original
+    return wrapper
+
+
+def is_patched(func):
+    return getattr(func, '_snntb_adaptive', False)
+
+
 def patch_conversion_utils(module):
     original = module.get_scale_fac
-    if getattr(original, '_snntb_adaptive', False):
+    if is_patched(original):
         return
 
     def get_scale_fac(activations, percentile):
         return float(original(activations, percentile))
 
-    get_scale_fac.__doc__ = original.__doc__
-    get_scale_fac._snntb_adaptive = True
-    get_scale_fac.original = original
-    module.get_scale_fac = get_scale_fac
+    module.get_scale_fac = mark_patched(get_scale_fac, original)
     module.open = _atomic_json_open
 
 
@@ -147,7 +159,7 @@ def patch_simulation_utils(module):
 
 def patch_datasets_utils(module):
     original = module.try_get_normset_from_scalefacs
-    if getattr(original, '_snntb_adaptive', False):
+    if is_patched(original):
         return
 
     def try_get_normset_from_scalefacs(config):
@@ -163,9 +175,8 @@ def patch_datasets_utils(module):
                 filepath, 'SNN-TB scale-factor file')}
         return {}
 
-    try_get_normset_from_scalefacs.__doc__ = original.__doc__
-    try_get_normset_from_scalefacs._snntb_adaptive = True
-    module.try_get_normset_from_scalefacs = try_get_normset_from_scalefacs
+    module.try_get_normset_from_scalefacs = mark_patched(
+        try_get_normset_from_scalefacs, original)
 
 
 #: SNN-TB module name -> shim

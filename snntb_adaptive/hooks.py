@@ -16,27 +16,15 @@
   streaming); for other spike codes SNN-TB's own runs.
 """
 
-import functools
 import os
 
 from snntb_adaptive import compat
 
 
-def _mark(wrapper, original):
-    functools.update_wrapper(wrapper, original)
-    wrapper._snntb_adaptive = True
-    wrapper.original = original
-    return wrapper
-
-
-def _patched(func):
-    return getattr(func, '_snntb_adaptive', False)
-
-
 def patch_conversion(module):
     compat.patch_conversion_utils(module)
     original = module.normalize_parameters
-    if _patched(original):
+    if compat.is_patched(original):
         return
 
     def normalize_parameters(model, config, **kwargs):
@@ -46,7 +34,8 @@ def patch_conversion(module):
         from snntb_adaptive.normalisation import phase1
         return phase1(model, config, **kwargs)
 
-    module.normalize_parameters = _mark(normalize_parameters, original)
+    module.normalize_parameters = compat.mark_patched(normalize_parameters,
+                                                      original)
 
 
 def patch_simulation(module):
@@ -59,7 +48,7 @@ def patch_datasets(module):
 
 def patch_bin_utils(module):
     load_config = module.load_config
-    if _patched(load_config):
+    if compat.is_patched(load_config):
         return
 
     def load_config_with_plugin(filepath):
@@ -95,13 +84,15 @@ def patch_bin_utils(module):
             print(format_settings(settings_from_config(config), config))
         return config
 
-    module.load_config = _mark(load_config_with_plugin, load_config)
-    module.update_setup = _mark(update_setup_with_plugin, update_setup)
+    module.load_config = compat.mark_patched(load_config_with_plugin,
+                                             load_config)
+    module.update_setup = compat.mark_patched(update_setup_with_plugin,
+                                              update_setup)
 
 
 def patch_bin_run(module):
     original = module.main
-    if _patched(original):
+    if compat.is_patched(original):
         return
 
     def main(filepath=None):
@@ -113,4 +104,4 @@ def patch_bin_run(module):
             print("snntb-adaptive: error: {}".format(e), file=sys.stderr)
             raise SystemExit(2)
 
-    module.main = _mark(main, original)
+    module.main = compat.mark_patched(main, original)
