@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from snntb_adaptive.compat import write_atomic
 from snntb_adaptive.config import ConfigError
 
 PROGRESS_FILE = 'progress.jsonl'
@@ -110,14 +111,9 @@ class Progress:
                 self.done = {r['batch']: r for r in records
                              if r['batch'] < num_batches}
                 # Rewrite without a partial last line, atomically.
-                tmp = self.path + '.tmp'
-                with open(tmp, 'w') as f:
-                    for line in [header] + [self.done[b]
-                                            for b in sorted(self.done)]:
-                        f.write(json.dumps(line) + '\n')
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
+                write_atomic(self.path, ''.join(
+                    json.dumps(line) + '\n' for line in
+                    [header] + [self.done[b] for b in sorted(self.done)]))
                 print("snntb-adaptive: resuming, {} of {} batches already "
                       "done ({})".format(len(self.done), num_batches,
                                          self.path))
@@ -126,12 +122,9 @@ class Progress:
                 print("snntb-adaptive: kept the previous progress file as "
                       "{}".format(kept))
         if not os.path.exists(self.path):
-            with open(self.path, 'w') as f:
-                f.write(json.dumps({'format': FORMAT, 'fingerprint': fp,
-                                    'created': time.strftime(
-                                        '%Y-%m-%dT%H:%M:%S%z')}) + '\n')
-                f.flush()
-                os.fsync(f.fileno())
+            write_atomic(self.path, json.dumps({
+                'format': FORMAT, 'fingerprint': fp,
+                'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')}) + '\n')
         self._file = open(self.path, 'a')
 
     def append(self, batch, record, **extra):
@@ -144,11 +137,16 @@ class Progress:
         self._file.close()
 
 
+def rss_bytes():
+    """Resident memory of this process in bytes (Linux ``/proc``)."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
 def rss_mb():
-    """Resident memory of this process in MB (Linux), or None."""
+    """Resident memory of this process in MB, or None where ``/proc`` is
+    missing."""
     try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') \
-                / 2 ** 20
+        return rss_bytes() / 2 ** 20
     except (OSError, ValueError):
         return None
