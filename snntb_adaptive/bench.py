@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 
+from snntb_adaptive.progress import rss_bytes
 from snntb_adaptive.registration import ensure_legacy_keras, install
 
 MODELS = {
@@ -48,11 +49,6 @@ MODELS = {
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _rss_bytes():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
 class PeakRSS:
     """Context manager: peak resident memory above the level at entry."""
 
@@ -61,7 +57,7 @@ class PeakRSS:
         self.peak = 0
 
     def __enter__(self):
-        self.base = _rss_bytes()
+        self.base = rss_bytes()
         self.peak = self.base
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -70,13 +66,13 @@ class PeakRSS:
 
     def _watch(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, rss_bytes())
             time.sleep(self.interval)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
+        self.peak = max(self.peak, rss_bytes())
         self.added = self.peak - self.base
 
 
