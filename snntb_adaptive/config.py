@@ -11,6 +11,7 @@ adds one section::
     scope =                 # sample | batch          (empty: from the preset)
     readout = spikes        # spikes | membrane
     resume = False          # True: continue a killed run (see progress.py)
+    kernel = auto           # auto | fused | tf   (see kernel.py; same results)
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -34,6 +35,7 @@ PRESETS = {
 UPDATES = ('clamp', 'window', 'none')
 SCOPES = ('sample', 'batch')
 READOUTS = ('spikes', 'membrane')
+KERNELS = ('auto', 'fused', 'tf')
 
 #: Defaults injected into SNN-TB's ``config_defaults``. ``update`` and
 #: ``scope`` stay empty: empty means "as the preset says".
@@ -44,6 +46,7 @@ DEFAULTS = {
     'scope': '',
     'readout': 'spikes',
     'resume': 'False',
+    'kernel': 'auto',
 }
 
 
@@ -60,6 +63,7 @@ class Settings:
     scope: str = 'sample'
     eta_scale: tuple = (0.7,)
     readout: str = 'spikes'
+    kernel: str = 'auto'
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -78,7 +82,7 @@ class Settings:
     def as_dict(self):
         return {'preset': self.preset, 'update': self.update,
                 'scope': self.scope, 'eta_scale': list(self.eta_scale),
-                'readout': self.readout}
+                'readout': self.readout, 'kernel': self.kernel}
 
 
 def _choice(key, value, allowed):
@@ -133,7 +137,8 @@ def settings_from_mapping(section):
                           "(use True or False).".format(values['resume']))
     return Settings(preset=preset, update=update, scope=scope,
                     eta_scale=parse_eta(values['eta_scale']),
-                    readout=_choice('readout', values['readout'], READOUTS))
+                    readout=_choice('readout', values['readout'], READOUTS),
+                    kernel=_choice('kernel', values['kernel'], KERNELS))
 
 
 def settings_from_config(config):
@@ -297,7 +302,7 @@ def format_settings(settings, config=None):
             ('scope', settings.scope if settings.update != 'none'
              else settings.scope + ' (no effect with update = none)'),
             ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
-            ('readout', settings.readout)]
+            ('readout', settings.readout), ('kernel', settings.kernel)]
     if config is not None:
         rows += [('V_max = [cell] v_thresh', config.get('cell', 'v_thresh')),
                  ('duration', config.get('simulation', 'duration')),

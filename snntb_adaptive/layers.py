@@ -28,6 +28,7 @@ from snntoolbox.simulation.backends.inisim import \
     temporal_mean_rate_tensorflow as tmr  # noqa: E402
 
 from snntb_adaptive.dynamics import layer_step  # noqa: E402
+from snntb_adaptive.kernel import tf_step  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,24 @@ class AdaptiveThresholdMixin:
         layer. Only spiking max pooling changes the state here."""
         return self.base_layer.call(self, x), state
 
+    #: ``(mem, theta, impulse, v_init, v_max, update, scope, z) -> (spikes,
+    #: new_mem, new_theta, count)``: :func:`snntb_adaptive.kernel.tf_step`
+    #: or the fused :func:`snntb_adaptive.kernel.if_step` (the target
+    #: simulator chooses)
+    step_fn = staticmethod(tf_step)
+
     def pure_step(self, impulse, state, z=None):
-        """One step from ``state``: returns ``(spikes, fired, new_state)``.
-        ``z``: the impulse's maximum, when known in advance."""
+        """One step from ``state``: returns ``(spikes, count, new_state)``,
+        ``count`` the spikes per sample. ``z``: the impulse's maximum, when
+        known in advance."""
         p = self.threshold_params
-        spikes, mem, theta, fired = layer_step(
+        spikes, mem, theta, count = self.step_fn(
             state[0], state[1], impulse, p.v_init, p.v_max, p.update, p.scope,
             z)
         new = [mem, theta] + list(state[2:])
         if self.input_sum is not None:
             new[2] = state[2] + impulse
-        return spikes, fired, tuple(new)
+        return spikes, count, tuple(new)
 
     @tf.function
     def reset_spikevars(self, sample_idx):

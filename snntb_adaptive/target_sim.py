@@ -12,7 +12,11 @@ weight transfer and bias handling) with
   current's constant first-layer impulse computed once (``loop = 'graph'``,
   the default), or one compiled call of the Keras model per step with the
   state in the layers' variables, as SNN-TB does (``loop = 'step'``, the
-  reference path); both give identical spikes (tested);
+  reference path); both give identical spikes (tested). In the compiled
+  loop each spiking layer's step is the fused op of
+  :mod:`snntb_adaptive.kernel` (``kernel = auto | fused``) or the TensorFlow
+  ops of :mod:`snntb_adaptive.dynamics` (``kernel = tf``), again with
+  identical results;
 * a ``run`` that records the paper's metrics for every batch and writes
   ``results.json`` (see :mod:`snntb_adaptive.metrics`).
 """
@@ -30,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 from snntoolbox.simulation.target_simulators import \
     INI_temporal_mean_rate_target_sim as tmr_sim  # noqa: E402
 
+from snntb_adaptive import kernel  # noqa: E402
 from snntb_adaptive import layers as at_layers  # noqa: E402
 from snntb_adaptive.config import (SECTION, ConfigError,  # noqa: E402
                                    settings_from_config)
@@ -83,6 +88,7 @@ class SNN(tmr_sim.SNN):
         self._etas = None
         self._batch_fn = None
         self._step_fn = None
+        self.kernel = None        # 'fused' or 'tf', chosen in build()
         self.recorder = None
         self.results = None       # results.json content after run()
 
@@ -93,7 +99,28 @@ class SNN(tmr_sim.SNN):
         from snntb_adaptive.normalisation import spiking_layers
         n = len(spiking_layers(parsed_model, self.config))
         self._etas = self.settings.eta_per_layer(n)
+        self.set_kernel(self.settings.kernel)
         super().build(parsed_model, **kwargs)
+
+    def set_kernel(self, choice):
+        """Use the fused step kernel or TensorFlow ops in the compiled loop
+        (``choice``: ``auto``, ``fused`` or ``tf``, as the ``kernel`` key).
+        May be called again after :meth:`build`."""
+        try:
+            self.kernel, note = kernel.resolve(choice)
+        except kernel.KernelUnavailable as e:
+            raise ConfigError(
+                "[adaptive_threshold] kernel = fused, but the fused step "
+                "kernel cannot be built: {}. Install a C++ compiler (g++), or "
+                "set kernel = auto (falls back to TensorFlow ops) or tf."
+                "".format(e)) from None
+        if note:
+            print(note)
+        self._kernel_fn = kernel.if_step if self.kernel == 'fused' \
+            else kernel.tf_step
+        for lay in self._spiking:
+            lay.step_fn = self._kernel_fn
+        self._batch_fn = None    # retrace with the new step
 
     def add_layer(self, layer):
         from snntoolbox.parsing.utils import get_inbound_layers_with_params
@@ -119,6 +146,7 @@ class SNN(tmr_sim.SNN):
                 update=self.settings.update, scope=self.settings.scope,
                 v_init=eta * self.v_max, v_max=self.v_max,
                 record_input=is_output and self.settings.readout == 'membrane')
+            spike_layer.step_fn = self._kernel_fn
             self._spiking.append(spike_layer)
             neurons = int(np.prod(layer.output_shape[1:]))
             self._layer_rows.append({
@@ -223,12 +251,11 @@ class SNN(tmr_sim.SNN):
                         imp = impulses[k]
                     else:
                         imp, st = layer.impulse_of(gather(outputs, names), st)
-                    spikes, fired, st = layer.pure_step(imp, st,
+                    spikes, count, st = layer.pure_step(imp, st,
                                                         maxima.get(k))
                     new_state[k] = st
                     outputs[layer.name] = out = spikes
-                    counts.append(tf.reduce_sum(
-                        fired, axis=list(range(1, fired.shape.rank))))
+                    counts.append(count)
                     thetas.append(tf.broadcast_to(st[1], [batch]))
                 readout = new_state[-1][2] if membrane else out
                 tas = (tas[0].write(i, readout),
@@ -325,7 +352,8 @@ class SNN(tmr_sim.SNN):
     def run_settings(self):
         return {**self.settings.as_dict(),
                 'eta_per_layer': list(self._etas),
-                **common_run_settings(self), 'loop': self.loop}
+                **common_run_settings(self), 'loop': self.loop,
+                'kernel': self.kernel if self.loop == 'graph' else 'tf'}
 
     def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
         from snntoolbox.simulation.utils import get_samples_from_list
@@ -354,7 +382,10 @@ class SNN(tmr_sim.SNN):
         settings = self.run_settings()
         num_batches = min(num_to_test, len(x_test)) // self.batch_size
         n = num_batches * self.batch_size
-        fp = fingerprint(settings, self._layer_rows,
+        # How it is computed (loop, kernel) does not change what: a run may
+        # be resumed with another.
+        fp = fingerprint({k: v for k, v in settings.items()
+                          if k not in ('loop', 'kernel')}, self._layer_rows,
                          self.parsed_model.get_weights(), x_test[:n],
                          y_test[:n])
         resume = self.config.getboolean(SECTION, 'resume', fallback=False)

@@ -24,7 +24,7 @@ SETTING_KEYS = {'preset', 'update', 'scope', 'eta_scale', 'readout',
                 'eta_per_layer', 'v_max', 'duration', 'dt', 'batch_size',
                 'num_to_test', 'num_samples', 'top_k', 'model_file',
                 'normalize', 'percentile', 'reset_between_nth_sample',
-                'loop'}
+                'loop', 'kernel'}
 
 
 @pytest.fixture(scope='module')
@@ -48,6 +48,7 @@ def _check_results(path, preset, update, scope):
     assert (s['preset'], s['update'], s['scope']) == (preset, update, scope)
     assert s['duration'] == T and s['num_samples'] == 40
     assert s['eta_per_layer'] == [0.7] * 6
+    assert (s['loop'], s['kernel']) == ('graph', 'fused')
     assert s['model_file'].endswith('model.h5')
     acc = np.array(res['accuracy_top1_per_step'])
     assert acc.shape == (T,)

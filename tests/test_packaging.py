@@ -47,6 +47,7 @@ def test_wheel_ships_pth(source_copy, tmp_path, kind):
                            '_snntb_adaptive_registration.install()')
     if kind == 'wheel':
         assert 'snntb_adaptive/layers.py' in names
+        assert 'snntb_adaptive/csrc/if_step.cc' in names  # fused kernel
 
 
 def test_pth_import_is_light():

@@ -1,0 +1,184 @@
+"""The fused step kernel: one TensorFlow op per spiking layer and time step.
+
+``csrc/if_step.cc`` computes what :func:`snntb_adaptive.dynamics.layer_step`
+computes (threshold update, integrate, fire, reset, and the spike count per
+sample) in one pass over the layer, instead of the five to eight elementwise
+TensorFlow ops the pure function takes. The compiled simulation loop of
+:mod:`snntb_adaptive.target_sim` uses it when ``[adaptive_threshold] kernel``
+is ``auto`` (the default) or ``fused``; its results are bit-identical to the
+TensorFlow ops (``tests/test_kernel.py``), so ``dynamics.py`` stays the
+readable definition.
+
+The op is compiled on first use with the C++ compiler (``$CXX``, else
+``g++``) and the flags TensorFlow reports (``tf.sysconfig``), for this CPU
+(``-march=native``), into a cache directory (``$SNNTB_ADAPTIVE_CACHE``, else
+``$XDG_CACHE_HOME/snntb_adaptive``, else ``~/.cache/snntb_adaptive``). The
+file name holds a hash of the source, the TensorFlow version and flags, the
+compiler and the CPU, so a changed stack builds a new library and never
+loads a stale one. A build takes a few seconds.
+"""
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc',
+                      'if_step.cc')
+CHOICES = ('auto', 'fused', 'tf')
+
+_state = {}   # 'module' or 'error', once tried
+
+
+class KernelUnavailable(RuntimeError):
+    """The fused kernel could not be built or loaded; the message says why."""
+
+
+def cache_dir():
+    """Where built libraries are kept."""
+    if os.environ.get('SNNTB_ADAPTIVE_CACHE'):
+        return os.environ['SNNTB_ADAPTIVE_CACHE']
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
+        os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'snntb_adaptive')
+
+
+def _cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(('flags', 'Features')):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build_command(compiler, source, target):
+    import tensorflow as tf
+    return ([compiler, '-shared', '-fPIC', '-O3', '-march=native', '-w',
+             source, '-o', target] + tf.sysconfig.get_compile_flags() +
+            tf.sysconfig.get_link_flags())
+
+
+def library_path(compiler=None):
+    """Path of the built library for this source, stack and CPU."""
+    import tensorflow as tf
+    compiler = compiler or os.environ.get('CXX', 'g++')
+    h = hashlib.sha256()
+    with open(SOURCE, 'rb') as f:
+        h.update(f.read())
+    for part in ([tf.__version__, compiler, platform.machine(), _cpu_flags()]
+                 + _build_command(compiler, '', '')):
+        h.update(str(part).encode())
+    return os.path.join(cache_dir(), 'if_step_{}.so'.format(h.hexdigest()[:16]))
+
+
+def build(compiler=None):
+    """Compile the op unless the library exists; return its path. Raises
+    :class:`KernelUnavailable` with the compiler's message."""
+    compiler = compiler or os.environ.get('CXX', 'g++')
+    target = library_path(compiler)
+    if os.path.exists(target):
+        return target
+    if shutil.which(compiler) is None:
+        raise KernelUnavailable(
+            "no C++ compiler {!r} on PATH (install g++ or set CXX)".format(
+                compiler))
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+    except OSError as e:
+        raise KernelUnavailable("cannot create the cache directory {} ({}); "
+                                "set SNNTB_ADAPTIVE_CACHE".format(
+                                    os.path.dirname(target), e)) from None
+    fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(target))
+    os.close(fd)
+    try:
+        proc = subprocess.run(_build_command(compiler, SOURCE, tmp),
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            raise KernelUnavailable("{} failed: {}".format(
+                compiler, ' | '.join(lines[-3:]) or 'exit status {}'.format(
+                    proc.returncode)))
+        os.replace(tmp, target)   # another process may build the same: fine
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def load():
+    """The op module (built and loaded once per process). Raises
+    :class:`KernelUnavailable`."""
+    if 'module' in _state:
+        return _state['module']
+    if 'error' in _state:
+        raise KernelUnavailable(_state['error'])
+    try:
+        import tensorflow as tf
+        path = build()
+        try:
+            module = tf.load_op_library(path)
+        except Exception:   # tf raises NotFoundError and others
+            # A damaged library in the cache: build it again, once.
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            path = build()
+            try:
+                module = tf.load_op_library(path)
+            except Exception as e:
+                raise KernelUnavailable("cannot load {}: {}".format(
+                    path, str(e).splitlines()[0] if str(e)
+                    else type(e).__name__)) from None
+    except KernelUnavailable as e:
+        _state['error'] = str(e)
+        raise
+    _state['module'] = module
+    return module
+
+
+def resolve(choice):
+    """The kernel to use for a ``kernel`` setting: ``'fused'`` or ``'tf'``,
+    and a note when ``auto`` fell back to TensorFlow ops. ``fused`` that
+    cannot be built raises :class:`KernelUnavailable`."""
+    if choice == 'tf':
+        return 'tf', None
+    try:
+        load()
+    except KernelUnavailable as e:
+        if choice == 'fused':
+            raise
+        return 'tf', ("snntb-adaptive: the fused step kernel is unavailable "
+                      "({}); using TensorFlow ops: the same results, slower. "
+                      "Set [adaptive_threshold] kernel = tf to silence this."
+                      "".format(e))
+    return 'fused', None
+
+
+def if_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
+    """:func:`snntb_adaptive.dynamics.layer_step` by the fused op, with the
+    spike count per sample instead of ``fired``: returns ``(spikes, new_mem,
+    new_theta, count)``. ``scope`` is implied by the shape of ``theta``
+    (``(B,)`` or a scalar)."""
+    import tensorflow as tf
+    module = load()
+    given = z is not None
+    return module.snntb_adaptive_if_step(
+        mem, impulse, theta, z if given else tf.zeros([0]), update=update,
+        v_init=float(v_init), v_max=float(v_max), given_z=given)
+
+
+def tf_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
+    """The same interface as :func:`if_step`, by
+    :func:`snntb_adaptive.dynamics.layer_step` and a sum."""
+    import tensorflow as tf
+    from snntb_adaptive.dynamics import layer_step
+    spikes, mem, theta, fired = layer_step(mem, theta, impulse, v_init, v_max,
+                                           update, scope, z)
+    return spikes, mem, theta, tf.reduce_sum(
+        fired, axis=list(range(1, fired.shape.rank)))

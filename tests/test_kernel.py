@@ -1,0 +1,159 @@
+"""The fused step kernel (csrc/if_step.cc) against the TensorFlow ops of
+dynamics.layer_step: bit for bit, on every update rule, scope and layer
+shape, and through the whole compiled loop; its build, cache and fallback."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import build_snn, make_workdir, parse_and_normalise, setup, \
+    write_config
+from snntb_adaptive import kernel
+from snntb_adaptive.config import ConfigError
+
+
+def _case(rng, shape, scope, theta_values):
+    mem = rng.normal(0, 1, shape).astype(np.float32)
+    imp = (rng.normal(0, 1, shape) * 0.7).astype(np.float32)
+    # Some exact ties with the threshold, and zeros.
+    flat = imp.reshape(-1)
+    flat[::7] = 0
+    mem.reshape(-1)[::5] = 0.5 - flat[::5]
+    theta = np.asarray(theta_values[:shape[0]] if scope == 'sample'
+                       else theta_values[0], np.float32)
+    return tf.constant(mem), tf.constant(imp), tf.constant(theta)
+
+
+SHAPES = [(5, 7, 7, 3), (4, 40000), (3, 33), (1, 40000, 2), (6, 10)]
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('scope', ['sample', 'batch'])
+@pytest.mark.parametrize('update', ['clamp', 'window', 'none'])
+def test_fused_equals_tensorflow_ops(shape, scope, update):
+    rng = np.random.default_rng(sum(shape))
+    for v_max in (1.0, 0.37):
+        # theta: below V_max, at V_max for some samples (clamp skips the
+        # maximum there), and a value z can cross.
+        for thetas in ([0.5 * v_max] * 6,
+                       [v_max, 0.3 * v_max, v_max, 0.9 * v_max, v_max, 0.1]):
+            mem, imp, theta = _case(rng, shape, scope, thetas)
+            z = tf.reduce_max(imp, axis=list(range(1, len(shape)))) \
+                if scope == 'sample' else tf.reduce_max(imp)
+            for given in (None, z):
+                args = (mem, theta, imp, 0.3 * v_max, v_max, update, scope,
+                        given)
+                want = kernel.tf_step(*args)
+                got = kernel.if_step(*args)
+                for name, w, g in zip(('spikes', 'mem', 'theta', 'count'),
+                                      want, got):
+                    np.testing.assert_array_equal(
+                        g.numpy(), w.numpy(), err_msg='{} v_max={} z={}'
+                        ''.format(name, v_max, given is not None))
+
+
+def test_fused_kernel_moves_the_threshold_and_fires():
+    """Not a vacuous comparison: the cases above change theta and fire."""
+    mem = tf.zeros((2, 4))
+    imp = tf.constant([[0.2, 0.8, 0.1, 0.0], [0.95, 0.5, 0.6, 0.2]])
+    spikes, new_mem, theta, count = kernel.if_step(
+        mem, tf.constant([0.7, 0.7]), imp, 0.7, 1.0, 'clamp', 'sample')
+    np.testing.assert_allclose(theta, [0.8, 0.95])
+    np.testing.assert_array_equal(spikes, [[0, 1, 0, 0], [1, 0, 0, 0]])
+    np.testing.assert_array_equal(count, [1, 1])
+    np.testing.assert_allclose(new_mem, imp - spikes)
+
+
+def test_fused_kernel_rejects_mismatched_shapes():
+    with pytest.raises(tf.errors.InvalidArgumentError, match='differ'):
+        kernel.if_step(tf.zeros((2, 3)), tf.zeros([2]), tf.zeros((2, 4)), 0.5,
+                       1.0, 'clamp', 'sample')
+    with pytest.raises(tf.errors.InvalidArgumentError, match='theta'):
+        kernel.if_step(tf.zeros((2, 3)), tf.zeros([3]), tf.zeros((2, 3)), 0.5,
+                       1.0, 'clamp', 'sample')
+
+
+def test_library_is_cached_and_rebuilt_when_damaged(tmp_path):
+    # In a child process: a second library registering the same op must not
+    # be loaded into this one.
+    code = """if True:
+        import os
+        from snntb_adaptive import kernel
+        path = kernel.build()
+        assert os.path.dirname(path) == {tmp!r}
+        mtime = os.stat(path).st_mtime_ns
+        assert kernel.build() == path and os.stat(path).st_mtime_ns == mtime
+        with open(path, 'wb') as f:        # a damaged cache entry
+            f.write(b'not a library')
+        kernel.load()
+        assert os.path.getsize(path) > 1000
+        assert os.listdir({tmp!r}) == [os.path.basename(path)]
+        print('ok')
+    """.format(tmp=str(tmp_path))
+    env = dict(os.environ, SNNTB_ADAPTIVE_CACHE=str(tmp_path))
+    p = subprocess.run([sys.executable, '-c', code], env=env, text=True,
+                       capture_output=True, timeout=600)
+    assert p.returncode == 0 and p.stdout.strip().endswith('ok'), \
+        p.stderr[-2000:]
+
+
+def test_auto_falls_back_and_fused_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv('SNNTB_ADAPTIVE_CACHE', str(tmp_path))
+    monkeypatch.setenv('CXX', 'no-such-compiler')
+    monkeypatch.setattr(kernel, '_state', {})
+    used, note = kernel.resolve('auto')
+    assert used == 'tf' and 'no-such-compiler' in note and 'kernel = tf' in \
+        note
+    assert kernel.resolve('tf') == ('tf', None)
+    with pytest.raises(kernel.KernelUnavailable, match='no-such-compiler'):
+        kernel.resolve('fused')
+
+
+@pytest.fixture(scope='module')
+def digits_snn(tmp_path_factory):
+    wd = make_workdir(str(tmp_path_factory.mktemp('kernel')), num_test=20)
+    return wd
+
+
+@pytest.mark.parametrize('preset', ['paper', 'authors_code',
+                                    'authors_executed', 'paper_window'])
+def test_compiled_loop_same_with_either_kernel(digits_snn, preset):
+    """Whole network: fused kernel, TensorFlow ops and the step-by-step path
+    give the same output spikes, spike counts and thresholds."""
+    extra = "\n[adaptive_threshold]\npreset = {}\n".format(preset)
+    cfg = setup(write_config(digits_snn, name=preset + '.ini', label=preset,
+                             duration=40, extra=extra))
+    parsed, testset = parse_and_normalise(cfg)
+    snn = build_snn(cfg, parsed, testset)
+    assert snn.kernel == 'fused'
+    x = testset['x_test'][:10]
+    fused = snn.simulate_batch(x)
+    snn.reset(0)
+    snn.set_kernel('tf')
+    ops = snn.simulate_batch(x)
+    snn.reset(0)
+    snn.loop = 'step'
+    step = snn.simulate_batch(x)
+    snn.reset(0)
+    assert fused[1].sum() > 0
+    for a, b, c in zip(fused, ops, step):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_kernel_key_is_validated_and_recorded(digits_snn, monkeypatch):
+    extra = "\n[adaptive_threshold]\nkernel = fast\n"
+    with pytest.raises(ConfigError, match="kernel = 'fast'.*auto, fused, tf"):
+        setup(write_config(digits_snn, name='bad.ini', label='bad',
+                           extra=extra))
+    monkeypatch.setattr(kernel, '_state', {'error': 'no compiler here'})
+    extra = "\n[adaptive_threshold]\nkernel = fused\n"
+    cfg = setup(write_config(digits_snn, name='fused.ini', label='fused',
+                             extra=extra))
+    parsed, testset = parse_and_normalise(cfg)
+    with pytest.raises(ConfigError, match='no compiler here.*kernel = auto'):
+        build_snn(cfg, parsed, testset)
