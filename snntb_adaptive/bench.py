@@ -6,8 +6,10 @@ SNN-TB's own simulator, in one process.
         [--shared ../shared] [--memory]
 
 Per model it prints, per batch of ``--batch-size`` images and ``--duration``
-steps (medians over ``--batches`` batches, after one warm-up batch; by
-default 10 for the small nets, 3 for the VGGs):
+steps, the median over ``--batches`` rounds (by default 15 for the small
+nets, 5 for the VGGs) after one warm-up call each; in each round every row
+runs once, in turn, on the same batch, so that a slow phase of the machine
+falls on all rows alike:
 
 * ``floor``: the dense ANN (parsed, normalised) run ``T`` times on the batch
   inside one compiled loop - this machine's dense-compute floor, the
@@ -15,8 +17,12 @@ default 10 for the small nets, 3 for the VGGs):
   ``predict_on_batch`` calls of the ANN (per-call overhead included);
 * ``snntb``: SNN-TB 0.6.0's own ``temporal_mean_rate`` ``simulate`` (one
   ``predict_on_batch`` per step);
-* ``plugin <preset>``: the plugin's compiled loop, per preset, and the
-  one-call-per-step reference path for ``paper``;
+* ``plugin <preset>``: the plugin's compiled loop (with the fused step op
+  when it builds) per preset, and with ``update = none, scope = sample``;
+  ``paper`` also with ``kernel = tf`` (TensorFlow ops) and on the
+  one-call-per-step reference path;
+* the adaptive update's cost: each update rule's row over the same scope's
+  ``update = none`` row;
 * normalisation: SNN-TB's ``normalize_parameters`` against the plugin's
   streaming one on ``--norm-images`` images, the largest relative difference
   of their scale factors, and the memory each adds while it runs (peak RSS
@@ -28,6 +34,8 @@ default 10 for the small nets, 3 for the VGGs):
 The machine is noisy: the ratios are what to read.
 """
 
+import contextlib
+import io
 import os
 import shutil
 import statistics
@@ -134,15 +142,45 @@ def _workdir(tmp, name, spec, shared, duration, batch_size, num_test,
     return path
 
 
-def _median_time(fn, batches, warmup=1):
-    for _ in range(warmup):
+FLOOR = 'floor (dense ANN, T passes, compiled loop)'
+#: label, [adaptive_threshold] keys, loop, kernel
+PLUGIN_ROWS = [
+    ('plugin authors_executed', [('preset', 'authors_executed')], 'graph',
+     'auto'),
+    ('plugin update = none, scope = sample',
+     [('preset', 'paper'), ('update', 'none')], 'graph', 'auto'),
+    ('plugin paper', [('preset', 'paper')], 'graph', 'auto'),
+    ('plugin authors_code', [('preset', 'authors_code')], 'graph', 'auto'),
+    ('plugin paper_window', [('preset', 'paper_window')], 'graph', 'auto'),
+    ('plugin paper, kernel = tf (TensorFlow ops)', [('preset', 'paper')],
+     'graph', 'tf'),
+    ('plugin paper (step-by-step path)', [('preset', 'paper')], 'step',
+     'auto'),
+]
+#: rule, row with the update, the same row with update = none
+UPDATE_COST = [
+    ('clamp, scope = sample', 'plugin paper',
+     'plugin update = none, scope = sample'),
+    ('clamp, scope = batch', 'plugin authors_code',
+     'plugin authors_executed'),
+    ('window, scope = sample', 'plugin paper_window',
+     'plugin update = none, scope = sample'),
+]
+
+
+def _interleaved_medians(runs, rounds):
+    """Median seconds of each ``fn(b)`` in ``runs`` (label, fn): one
+    warm-up call each, then ``rounds`` rounds in which every fn runs once in
+    turn, so that the machine's slow phases fall on all rows alike."""
+    for _, fn in runs:
         fn(0)
-    times = []
-    for b in range(batches):
-        t = time.perf_counter()
-        fn(b)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    times = {label: [] for label, _ in runs}
+    for b in range(rounds):
+        for label, fn in runs:
+            t = time.perf_counter()
+            fn(b)
+            times[label].append(time.perf_counter() - t)
+    return {label: statistics.median(v) for label, v in times.items()}
 
 
 def bench_model(name, config_path, batches, out=print):
@@ -154,6 +192,7 @@ def bench_model(name, config_path, batches, out=print):
     from snntb_adaptive import normalisation
     from snntoolbox.bin.utils import update_setup
     from snntoolbox.datasets.utils import get_dataset
+    from snntb_adaptive.config import SECTION
     from snntb_adaptive.session import copy_config
     from snntb_adaptive.target_sim import SNN
 
@@ -213,56 +252,54 @@ def bench_model(name, config_path, batches, out=print):
             acc += parsed(xb, training=False)
         return acc
 
-    t_floor = _median_time(lambda b: dense_loop(tf.constant(batch(b))).numpy(),
-                           batches)
+    def dense_floor(b):
+        dense_loop(tf.constant(batch(b))).numpy()
 
     def dense_calls(b):
         xb = batch(b)
         for _ in range(T):
             parsed.predict_on_batch(xb)
 
-    rows = [('floor (dense ANN, T passes, compiled loop)', t_floor),
-            ('dense ANN, T predict_on_batch calls',
-             _median_time(dense_calls, batches))]
+    kernels = {}
+    runs = [(FLOOR, dense_floor),
+            ('dense ANN, T predict_on_batch calls', dense_calls)]
     stock = stock_sim.SNN(copy_config(cfg, {
         ('conversion', 'spike_code'): 'temporal_mean_rate'}))
     stock.build(parsed, **testset)
 
     def run_stock(b):
-        stock.simulate(x_b_l=batch(b), truth_b=np.zeros(bs))
-        stock.reset(b)
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):
-        rows.append(('SNN-TB temporal_mean_rate simulate',
-                     _median_time(run_stock, batches)))
-    for preset, loop in [('authors_executed', 'graph'), ('paper', 'graph'),
-                         ('authors_code', 'graph'), ('paper_window', 'graph'),
-                         ('paper', 'step')]:
-        snn = SNN(copy_config(cfg, {('adaptive_threshold', 'preset'):
-                                    preset}))
+        with contextlib.redirect_stdout(io.StringIO()):
+            stock.simulate(x_b_l=batch(b), truth_b=np.zeros(bs))
+            stock.reset(b)
+    runs.append(('SNN-TB temporal_mean_rate simulate', run_stock))
+    for label, keys, loop, kern in PLUGIN_ROWS:
+        snn = SNN(copy_config(cfg, {(SECTION, k): v for k, v in keys}))
         snn.loop = loop
         with contextlib.redirect_stdout(io.StringIO()):
             snn.build(parsed, **testset)
+            snn.set_kernel(kern)
 
         def run_plugin(b, snn=snn):
             snn.simulate_batch(batch(b))
             snn.reset(b)
-        label = 'plugin {}{}'.format(preset, '' if loop == 'graph' else
-                                     ' (step-by-step path)')
-        rows.append((label, _median_time(run_plugin, batches)))
+        runs.append((label, run_plugin))
+        kernels[label] = snn.kernel if loop == 'graph' else '-'
+    times = _interleaved_medians(runs, batches)
+    rows = [(label, times[label]) for label, _ in runs]
+    t_floor = times[FLOOR]
 
-    out("\n## {}: batch {}, T = {}, {} timed batches (median)\n".format(
-        name, bs, T, batches))
+    out("\n## {}: batch {}, T = {}, {} rounds (median; every row timed "
+        "once per round, in turn)\n".format(name, bs, T, batches))
     out("| what | s / batch | ms / step | x floor |")
     out("|---|---|---|---|")
     for label, sec in rows:
         out("| {} | {:.3f} | {:.2f} | {:.2f} |".format(
             label, sec, sec / T * 1e3, sec / t_floor))
-    times = dict(rows)
-    out("\nadaptive update cost (plugin paper / plugin authors_executed): "
-        "{:.3f}".format(times['plugin paper'] /
-                        times['plugin authors_executed']))
+    out("\nstep kernel of the compiled loop: {}".format(
+        kernels['plugin paper']))
+    for rule, with_update, without in UPDATE_COST:
+        out("adaptive update cost, {}: {:.3f} ({} / {})".format(
+            rule, times[with_update] / times[without], with_update, without))
     out("normalisation of {} images: SNN-TB {:.2f} s, plugin {:.2f} s, "
         "speed-up {:.1f}x; largest relative difference of scale factors "
         "{:.2e}; memory added while running: SNN-TB {:.0f} MB, plugin "
@@ -306,8 +343,8 @@ def main(argv=None):
     p.add_argument('--duration', type=int, default=200)
     p.add_argument('--batch-size', type=int, default=50)
     p.add_argument('--batches', type=int, default=None,
-                   help='timed batches per measurement (default: 10 for '
-                   'digits and mnist, 3 for the VGGs)')
+                   help='timed rounds per measurement (default: 15 for '
+                   'digits and mnist, 5 for the VGGs)')
     p.add_argument('--norm-images', type=int, default=1000)
     p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'))
     p.add_argument('--memory', action='store_true',
@@ -327,7 +364,7 @@ def main(argv=None):
                 bench_memory_in_T(n, tmp, MODELS[n], args.shared,
                                   args.batch_size)
                 continue
-            batches = args.batches or (3 if n.startswith('vgg') else 10)
+            batches = args.batches or (5 if n.startswith('vgg') else 15)
             cfg = _workdir(tmp, n, MODELS[n], args.shared, args.duration,
                            args.batch_size, args.batch_size * (batches + 1),
                            args.norm_images)

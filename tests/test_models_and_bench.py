@@ -44,6 +44,13 @@ def test_bench_smoke(capsys):
     out = capsys.readouterr().out
     for text in ('## digits: batch 20, T = 20', '| floor (dense ANN',
                  '| SNN-TB temporal_mean_rate simulate |',
-                 '| plugin paper |', 'adaptive update cost',
+                 '| plugin paper |', '| plugin paper, kernel = tf',
+                 '| plugin update = none, scope = sample |',
+                 'adaptive update cost, clamp, scope = sample: ',
+                 'adaptive update cost, clamp, scope = batch: ',
+                 'adaptive update cost, window, scope = sample: ',
+                 'step kernel of the compiled loop: fused',
                  'normalisation of 100 images'):
         assert text in out
+    # ratios are printed for every row, the floor's being 1
+    assert '| 1.00 |' in out.split('| floor (dense ANN')[1].splitlines()[0]
