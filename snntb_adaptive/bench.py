@@ -18,11 +18,10 @@ falls on all rows alike:
 * ``snntb``: SNN-TB 0.6.0's own ``temporal_mean_rate`` ``simulate`` (one
   ``predict_on_batch`` per step);
 * ``plugin <preset>``: the plugin's compiled loop (with the fused step op
-  when it builds) per preset, and with ``update = none, scope = sample``;
-  ``paper`` also with ``kernel = tf`` (TensorFlow ops) and on the
+  when it builds) per preset; ``paper`` also with ``kernel = tf`` (TensorFlow ops) and on the
   one-call-per-step reference path;
-* the adaptive update's cost: each update rule's row over the same scope's
-  ``update = none`` row;
+* the adaptive update's cost: each update rule's row over its twin, the
+  same network instance (same variables) run with ``update = none``;
 * normalisation: SNN-TB's ``normalize_parameters`` against the plugin's
   streaming one on ``--norm-images`` images, the largest relative difference
   of their scale factors, and the memory each adds while it runs (peak RSS
@@ -35,6 +34,7 @@ The machine is noisy: the ratios are what to read.
 """
 
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -147,8 +147,6 @@ FLOOR = 'floor (dense ANN, T passes, compiled loop)'
 PLUGIN_ROWS = [
     ('plugin authors_executed', [('preset', 'authors_executed')], 'graph',
      'auto'),
-    ('plugin update = none, scope = sample',
-     [('preset', 'paper'), ('update', 'none')], 'graph', 'auto'),
     ('plugin paper', [('preset', 'paper')], 'graph', 'auto'),
     ('plugin authors_code', [('preset', 'authors_code')], 'graph', 'auto'),
     ('plugin paper_window', [('preset', 'paper_window')], 'graph', 'auto'),
@@ -157,26 +155,53 @@ PLUGIN_ROWS = [
     ('plugin paper (step-by-step path)', [('preset', 'paper')], 'step',
      'auto'),
 ]
-#: rule, row with the update, the same row with update = none
+#: rule, row with the update; its twin row is the same network (same
+#: instance, same buffers) with update = none
 UPDATE_COST = [
-    ('clamp, scope = sample', 'plugin paper',
-     'plugin update = none, scope = sample'),
-    ('clamp, scope = batch', 'plugin authors_code',
-     'plugin authors_executed'),
-    ('window, scope = sample', 'plugin paper_window',
-     'plugin update = none, scope = sample'),
+    ('clamp, scope = sample', 'plugin paper'),
+    ('clamp, scope = batch', 'plugin authors_code'),
+    ('window, scope = sample', 'plugin paper_window'),
 ]
+TWIN = ' (same network, update = none)'
+
+
+def _without_update(snn):
+    """A function like ``snn.simulate_batch`` that runs the same network
+    instance (same layers, variables and buffers) with ``update = none``:
+    comparing the two isolates the cost of the threshold update from
+    anything that differs between two built networks."""
+    import dataclasses
+    own_fn, own_params = snn._batch_fn, [lay.threshold_params
+                                         for lay in snn._spiking]
+    for lay, p in zip(snn._spiking, own_params):
+        lay.threshold_params = dataclasses.replace(p, update='none')
+    snn._make_functions()
+    none_fn = snn._batch_fn
+    for lay, p in zip(snn._spiking, own_params):
+        lay.threshold_params = p
+    snn._batch_fn = own_fn
+
+    def simulate_batch(x):
+        snn._batch_fn = none_fn
+        try:
+            return snn.simulate_batch(x)
+        finally:
+            snn._batch_fn = own_fn
+    return simulate_batch
 
 
 def _interleaved_medians(runs, rounds):
     """Median seconds of each ``fn(b)`` in ``runs`` (label, fn): one
     warm-up call each, then ``rounds`` rounds in which every fn runs once in
-    turn, so that the machine's slow phases fall on all rows alike."""
+    turn, so that the machine's slow phases fall on all rows alike. Each
+    round starts one row further on, so that no row always follows the same
+    one (a row timed right after SNN-TB's Python-heavy loop starts cold)."""
     for _, fn in runs:
         fn(0)
     times = {label: [] for label, _ in runs}
     for b in range(rounds):
-        for label, fn in runs:
+        k = b % len(runs)
+        for label, fn in runs[k:] + runs[:k]:
             t = time.perf_counter()
             fn(b)
             times[label].append(time.perf_counter() - t)
@@ -279,11 +304,15 @@ def bench_model(name, config_path, batches, out=print):
             snn.build(parsed, **testset)
             snn.set_kernel(kern)
 
-        def run_plugin(b, snn=snn):
-            snn.simulate_batch(batch(b))
+        def run_plugin(b, snn=snn, simulate=snn.simulate_batch):
+            simulate(batch(b))
             snn.reset(b)
         runs.append((label, run_plugin))
         kernels[label] = snn.kernel if loop == 'graph' else '-'
+        if label in {row for _, row in UPDATE_COST}:
+            snn._make_functions()
+            runs.append((label + TWIN, functools.partial(
+                run_plugin, simulate=_without_update(snn))))
     times = _interleaved_medians(runs, batches)
     rows = [(label, times[label]) for label, _ in runs]
     t_floor = times[FLOOR]
@@ -297,9 +326,10 @@ def bench_model(name, config_path, batches, out=print):
             label, sec, sec / T * 1e3, sec / t_floor))
     out("\nstep kernel of the compiled loop: {}".format(
         kernels['plugin paper']))
-    for rule, with_update, without in UPDATE_COST:
-        out("adaptive update cost, {}: {:.3f} ({} / {})".format(
-            rule, times[with_update] / times[without], with_update, without))
+    for rule, with_update in UPDATE_COST:
+        out("adaptive update cost, {}: {:.3f} ({} / the same network with "
+            "update = none)".format(rule, times[with_update] /
+                                    times[with_update + TWIN], with_update))
     out("normalisation of {} images: SNN-TB {:.2f} s, plugin {:.2f} s, "
         "speed-up {:.1f}x; largest relative difference of scale factors "
         "{:.2e}; memory added while running: SNN-TB {:.0f} MB, plugin "

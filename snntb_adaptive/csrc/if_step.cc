@@ -139,21 +139,28 @@ class IfStepOp : public OpKernel {
       return FireRange(m + off, in + off, sp + off, nm + off, n, thr, v_max);
     };
     // The largest of n >= 1 values from off, in 64 independent lanes so the
-    // compiler vectorises it over several registers (the order does not
-    // change a maximum).
+    // compiler vectorises it over several registers, the lanes then folded
+    // in halves (the order does not change a maximum).
     auto max_of = [=](int64_t off, int64_t n) {
       constexpr int kLanes = 64;
       const float* p = in + off;
-      float lane[kLanes];
-      for (int j = 0; j < kLanes; ++j) lane[j] = p[0];
-      int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes) {
-        for (int j = 0; j < kLanes; ++j) {
-          lane[j] = p[i + j] > lane[j] ? p[i + j] : lane[j];
-        }
-      }
       float mx = p[0];
-      for (int j = 0; j < kLanes; ++j) mx = lane[j] > mx ? lane[j] : mx;
+      int64_t i = 0;
+      if (n >= kLanes) {
+        float lane[kLanes];
+        for (int j = 0; j < kLanes; ++j) lane[j] = p[j];
+        for (i = kLanes; i + kLanes <= n; i += kLanes) {
+          for (int j = 0; j < kLanes; ++j) {
+            lane[j] = p[i + j] > lane[j] ? p[i + j] : lane[j];
+          }
+        }
+        for (int w = kLanes / 2; w >= 1; w /= 2) {
+          for (int j = 0; j < w; ++j) {
+            lane[j] = lane[j + w] > lane[j] ? lane[j + w] : lane[j];
+          }
+        }
+        mx = lane[0];
+      }
       for (; i < n; ++i) mx = p[i] > mx ? p[i] : mx;
       return mx;
     };
