@@ -140,7 +140,7 @@ def test_compiled_loop_same_with_either_kernel(digits_snn, preset):
                              duration=40, extra=extra))
     parsed, testset = parse_and_normalise(cfg)
     snn = build_snn(cfg, parsed, testset)
-    assert snn.kernel == 'fused'
+    assert snn.kernel == 'fused', kernel._state.get('error')
     x = testset['x_test'][:10]
     fused = snn.simulate_batch(x)
     snn.reset(0)
