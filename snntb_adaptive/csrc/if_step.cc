@@ -53,35 +53,21 @@ constexpr int64_t kFireCycles = 1;
 constexpr int64_t kMaxPerCycle = 4;
 
 // Integrate, fire and reset n neurons at threshold thr; returns how many
-// fired.  Every pointer is restrict, so the loop vectorises without runtime
-// overlap checks (which fail, and fall back to a branchy scalar loop, when
-// the membrane is updated in place).
+// fired.  kInPlace: the membrane is read from and written to new_mem (mem is
+// not used), for when TensorFlow forwarded the membrane buffer.  Every
+// pointer is restrict, so the loop vectorises without runtime overlap checks
+// (which fail, and fall back to a branchy scalar loop, on in-place updates).
+template <bool kInPlace>
 int64_t FireRange(const float* __restrict__ mem,
                   const float* __restrict__ impulse,
                   float* __restrict__ spikes, float* __restrict__ new_mem,
                   int64_t n, float thr, float v_max) {
   int64_t k = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const float v = mem[i] + impulse[i];
+    const float v = (kInPlace ? new_mem[i] : mem[i]) + impulse[i];
     const float s = v >= thr ? v_max : 0.0f;
     spikes[i] = s;
     new_mem[i] = v - s;
-    k += v >= thr ? 1 : 0;
-  }
-  return k;
-}
-
-// The same with the membrane updated in place (new_mem == mem).
-int64_t FireRangeInPlace(float* __restrict__ mem,
-                         const float* __restrict__ impulse,
-                         float* __restrict__ spikes, int64_t n, float thr,
-                         float v_max) {
-  int64_t k = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = mem[i] + impulse[i];
-    const float s = v >= thr ? v_max : 0.0f;
-    spikes[i] = s;
-    mem[i] = v - s;
     k += v >= thr ? 1 : 0;
   }
   return k;
@@ -157,10 +143,10 @@ class IfStepOp : public OpKernel {
     // new_mem is mem when TensorFlow forwarded the input buffer.
     const bool in_place = nm == m;
     auto fire = [=](int64_t off, int64_t n, float thr) {
-      return in_place
-                 ? FireRangeInPlace(nm + off, in + off, sp + off, n, thr, v_max)
-                 : FireRange(m + off, in + off, sp + off, nm + off, n, thr,
-                             v_max);
+      return in_place ? FireRange<true>(nullptr, in + off, sp + off,
+                                        nm + off, n, thr, v_max)
+                      : FireRange<false>(m + off, in + off, sp + off,
+                                         nm + off, n, thr, v_max);
     };
     // The largest of n >= 1 values from off, in 64 independent lanes so the
     // compiler vectorises it over several registers, the lanes then folded
