@@ -152,6 +152,8 @@ PLUGIN_ROWS = [
     ('plugin paper_window', [('preset', 'paper_window')], 'graph', 'auto'),
     ('plugin paper, kernel = tf (TensorFlow ops)', [('preset', 'paper')],
      'graph', 'tf'),
+    ('plugin paper, precision = bfloat16 (optional; not the same spikes)',
+     [('preset', 'paper'), ('precision', 'bfloat16')], 'graph', 'auto'),
     ('plugin paper (step-by-step path)', [('preset', 'paper')], 'step',
      'auto'),
 ]

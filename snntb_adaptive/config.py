@@ -12,6 +12,7 @@ adds one section::
     readout = spikes        # spikes | membrane
     resume = False          # True: continue a killed run (see progress.py)
     kernel = auto           # auto | fused | tf   (see kernel.py; same results)
+    precision = float32     # float32 | bfloat16 (optional: bf16 weights, see layers.py)
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -36,6 +37,7 @@ UPDATES = ('clamp', 'window', 'none')
 SCOPES = ('sample', 'batch')
 READOUTS = ('spikes', 'membrane')
 KERNELS = ('auto', 'fused', 'tf')
+PRECISIONS = ('float32', 'bfloat16')
 
 #: Defaults injected into SNN-TB's ``config_defaults``. ``update`` and
 #: ``scope`` stay empty: empty means "as the preset says".
@@ -47,6 +49,7 @@ DEFAULTS = {
     'readout': 'spikes',
     'resume': 'False',
     'kernel': 'auto',
+    'precision': 'float32',
 }
 
 
@@ -64,6 +67,7 @@ class Settings:
     eta_scale: tuple = (0.7,)
     readout: str = 'spikes'
     kernel: str = 'auto'
+    precision: str = 'float32'
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -82,7 +86,8 @@ class Settings:
     def as_dict(self):
         return {'preset': self.preset, 'update': self.update,
                 'scope': self.scope, 'eta_scale': list(self.eta_scale),
-                'readout': self.readout, 'kernel': self.kernel}
+                'readout': self.readout, 'kernel': self.kernel,
+                'precision': self.precision}
 
 
 def _choice(key, value, allowed):
@@ -138,7 +143,9 @@ def settings_from_mapping(section):
     return Settings(preset=preset, update=update, scope=scope,
                     eta_scale=parse_eta(values['eta_scale']),
                     readout=_choice('readout', values['readout'], READOUTS),
-                    kernel=_choice('kernel', values['kernel'], KERNELS))
+                    kernel=_choice('kernel', values['kernel'], KERNELS),
+                    precision=_choice('precision', values['precision'],
+                                      PRECISIONS))
 
 
 def settings_from_config(config):
@@ -302,7 +309,8 @@ def format_settings(settings, config=None):
             ('scope', settings.scope if settings.update != 'none'
              else settings.scope + ' (no effect with update = none)'),
             ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
-            ('readout', settings.readout), ('kernel', settings.kernel)]
+            ('readout', settings.readout), ('kernel', settings.kernel),
+            ('precision', settings.precision)]
     if config is not None:
         rows += [('V_max = [cell] v_thresh', config.get('cell', 'v_thresh')),
                  ('duration', config.get('simulation', 'duration')),

@@ -118,6 +118,18 @@ class AdaptiveThresholdMixin:
         layer. Only spiking max pooling changes the state here."""
         return self.base_layer.call(self, x), state
 
+    #: True for the layer types that can take bfloat16 weights
+    #: (``precision = bfloat16``): Conv2D and Dense
+    low_precision = False
+
+    def low_precision_impulse(self, x, kernel):
+        """``I_t`` with weights and input in bfloat16 (``kernel`` is the
+        layer's kernel cast once per batch): the convolution or product in
+        bfloat16 (accumulated in float32 by oneDNN, rounded to bfloat16),
+        the bias added in float32. The spikes ``x`` (0 or ``V_max``) are
+        exact in bfloat16 when ``V_max`` is."""
+        raise NotImplementedError(type(self).__name__)
+
     #: ``(mem, theta, impulse, v_init, v_max, update, scope, z) -> (spikes,
     #: new_mem, new_theta, count)``: :func:`snntb_adaptive.kernel.tf_step`
     #: or the fused :func:`snntb_adaptive.kernel.if_step` (the target
@@ -163,6 +175,13 @@ K = tf.keras.layers
 class SpikeDense(AdaptiveThresholdMixin, tmr.SpikeDense):
     """Dense layer with adaptive-threshold IF neurons."""
     base_layer = K.Dense
+    low_precision = True
+
+    def low_precision_impulse(self, x, kernel):
+        out = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), kernel), tf.float32)
+        if self.use_bias:
+            out = tf.nn.bias_add(out, self.bias)
+        return out
 
 
 class SpikeConv1D(AdaptiveThresholdMixin, tmr.SpikeConv1D):
@@ -173,6 +192,15 @@ class SpikeConv1D(AdaptiveThresholdMixin, tmr.SpikeConv1D):
 class SpikeConv2D(AdaptiveThresholdMixin, tmr.SpikeConv2D):
     """2D convolution with adaptive-threshold IF neurons."""
     base_layer = K.Conv2D
+    low_precision = True
+
+    def low_precision_impulse(self, x, kernel):
+        out = tf.cast(self.convolution_op(tf.cast(x, tf.bfloat16), kernel),
+                      tf.float32)
+        if self.use_bias:
+            out = tf.nn.bias_add(out, self.bias,
+                                 data_format=self._tf_data_format)
+        return out
 
 
 class SpikeDepthwiseConv2D(AdaptiveThresholdMixin, tmr.SpikeDepthwiseConv2D):

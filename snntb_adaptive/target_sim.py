@@ -44,6 +44,7 @@ from snntb_adaptive.progress import (Progress, fingerprint,  # noqa: E402
                                      rss_mb)
 
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
+K_Dense = tf.keras.layers.Dense
 
 
 def check_layer(layer):
@@ -100,6 +101,12 @@ class SNN(tmr_sim.SNN):
         n = len(spiking_layers(parsed_model, self.config))
         self._etas = self.settings.eta_per_layer(n)
         self.set_kernel(self.settings.kernel)
+        if self.settings.precision == 'bfloat16' and not any(
+                f in kernel._cpu_flags().split()
+                for f in ('avx512_bf16', 'amx_bf16')):
+            print("snntb-adaptive: this CPU reports no bfloat16 instructions "
+                  "(avx512_bf16, amx_bf16): precision = bfloat16 will be "
+                  "emulated and slower than float32.")
         super().build(parsed_model, **kwargs)
 
     def set_kernel(self, choice):
@@ -230,6 +237,16 @@ class SNN(tmr_sim.SNN):
                     p = layer.threshold_params
                     if p.update != 'none':
                         maxima[k] = input_max(impulses[k], p.scope)
+            # precision = bfloat16: the weights of Conv2D and Dense layers
+            # (rank-2 inputs) in bfloat16, cast once per batch.
+            low = {}
+            if self.settings.precision == 'bfloat16':
+                for layer, names, k in plan:
+                    if k is not None and k not in impulses and \
+                            layer.low_precision and (
+                                layer.base_layer is not K_Dense or
+                                len(layer.input_shape) == 2):
+                        low[k] = tf.cast(layer.kernel, tf.bfloat16)
             state0 = tuple(lay.read_state() for lay in spiking)
             ta0 = tuple(tf.TensorArray(tf.float32, size=num_steps)
                         for _ in range(3))
@@ -249,6 +266,9 @@ class SNN(tmr_sim.SNN):
                     st = state[k]
                     if k in impulses:
                         imp = impulses[k]
+                    elif k in low:
+                        imp = layer.low_precision_impulse(
+                            gather(outputs, names), low[k])
                     else:
                         imp, st = layer.impulse_of(gather(outputs, names), st)
                     spikes, count, st = layer.pure_step(imp, st,
@@ -292,6 +312,7 @@ class SNN(tmr_sim.SNN):
         if self.loop == 'graph':
             r, c, th = self._batch_fn(x)
             return r.numpy(), c.numpy(), th.numpy()
+        self._check_float32('The step-by-step path')
         rs, cs, ths = [], [], []
         for i in range(self._num_timesteps):
             r, c, th = self._step_fn(x, tf.constant((i + 1) * self._dt,
@@ -309,6 +330,7 @@ class SNN(tmr_sim.SNN):
         (``(T, ...)`` per layer with ``sample``). Starts from the current
         state; call :meth:`reset` first for a fresh batch. Used by the tests
         and for spike rasters."""
+        self._check_float32('Spike recording (simulate_spikes)')
         keep = list(range(len(self._spiking))) if layers is None \
             else list(layers)
         key = tuple(keep)
@@ -332,6 +354,13 @@ class SNN(tmr_sim.SNN):
             steps.append([o.numpy() if sample is None else o[sample].numpy()
                           for o in out])
         return [np.stack([s[j] for s in steps]) for j in range(len(keep))]
+
+    def _check_float32(self, what):
+        if self.settings.precision != 'float32':
+            raise ConfigError(
+                "{} computes in float32 only; [adaptive_threshold] precision "
+                "= {} works in the compiled loop. Use precision = float32 for "
+                "this.".format(what, self.settings.precision))
 
     def readout_scores(self, readout):
         """Scores (T, B, C) the class decision is taken from: cumulative
