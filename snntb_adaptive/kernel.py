@@ -87,13 +87,15 @@ def build(compiler=None):
         raise KernelUnavailable(
             "no C++ compiler {!r} on PATH (install g++ or set CXX)".format(
                 compiler))
+    directory = os.path.dirname(target)
     try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix='.so', dir=directory)
     except OSError as e:
-        raise KernelUnavailable("cannot create the cache directory {} ({}); "
-                                "set SNNTB_ADAPTIVE_CACHE".format(
-                                    os.path.dirname(target), e)) from None
-    fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(target))
+        raise KernelUnavailable(
+            "cannot write to the cache directory {} ({}); set "
+            "SNNTB_ADAPTIVE_CACHE to a writable folder".format(
+                directory, e.strerror or e)) from None
     os.close(fd)
     try:
         proc = subprocess.run(_build_command(compiler, SOURCE, tmp),

@@ -122,6 +122,14 @@ def test_auto_falls_back_and_fused_fails_clearly(tmp_path, monkeypatch):
     assert kernel.resolve('tf') == ('tf', None)
     with pytest.raises(kernel.KernelUnavailable, match='no-such-compiler'):
         kernel.resolve('fused')
+    # a cache folder that cannot be written: the same fallback, and a hint
+    monkeypatch.delenv('CXX')
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('')
+    monkeypatch.setenv('SNNTB_ADAPTIVE_CACHE', str(blocker / 'cache'))
+    monkeypatch.setattr(kernel, '_state', {})
+    used, note = kernel.resolve('auto')
+    assert used == 'tf' and 'SNNTB_ADAPTIVE_CACHE to a writable' in note
 
 
 @pytest.fixture(scope='module')
