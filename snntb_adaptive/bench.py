@@ -173,6 +173,8 @@ def _without_update(snn):
     comparing the two isolates the cost of the threshold update from
     anything that differs between two built networks."""
     import dataclasses
+    if snn._batch_fn is None:
+        snn._make_functions()
     own_fn, own_params = snn._batch_fn, [lay.threshold_params
                                          for lay in snn._spiking]
     for lay, p in zip(snn._spiking, own_params):
@@ -312,7 +314,6 @@ def bench_model(name, config_path, batches, out=print):
         runs.append((label, run_plugin))
         kernels[label] = snn.kernel if loop == 'graph' else '-'
         if label in {row for _, row in UPDATE_COST}:
-            snn._make_functions()
             runs.append((label + TWIN, functools.partial(
                 run_plugin, simulate=_without_update(snn))))
     times = _interleaved_medians(runs, batches)

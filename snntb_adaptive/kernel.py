@@ -56,6 +56,12 @@ def _cpu_flags():
     return platform.processor()
 
 
+def cpu_has_bfloat16():
+    """Whether the CPU reports bfloat16 instructions (avx512_bf16 or
+    amx_bf16)."""
+    return bool({'avx512_bf16', 'amx_bf16'} & set(_cpu_flags().split()))
+
+
 def _build_command(compiler, source, target):
     import tensorflow as tf
     return ([compiler, '-shared', '-fPIC', '-O3', '-march=native', '-w',

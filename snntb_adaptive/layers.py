@@ -118,9 +118,10 @@ class AdaptiveThresholdMixin:
         layer. Only spiking max pooling changes the state here."""
         return self.base_layer.call(self, x), state
 
-    #: True for the layer types that can take bfloat16 weights
-    #: (``precision = bfloat16``): Conv2D and Dense
-    low_precision = False
+    def takes_low_precision(self):
+        """Whether this layer can take bfloat16 weights (``precision =
+        bfloat16``): Conv2D, and Dense on rank-2 input."""
+        return False
 
     def low_precision_impulse(self, x, kernel):
         """``I_t`` with weights and input in bfloat16 (``kernel`` is the
@@ -175,7 +176,9 @@ K = tf.keras.layers
 class SpikeDense(AdaptiveThresholdMixin, tmr.SpikeDense):
     """Dense layer with adaptive-threshold IF neurons."""
     base_layer = K.Dense
-    low_precision = True
+
+    def takes_low_precision(self):
+        return len(self.input_shape) == 2
 
     def low_precision_impulse(self, x, kernel):
         out = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), kernel), tf.float32)
@@ -192,7 +195,9 @@ class SpikeConv1D(AdaptiveThresholdMixin, tmr.SpikeConv1D):
 class SpikeConv2D(AdaptiveThresholdMixin, tmr.SpikeConv2D):
     """2D convolution with adaptive-threshold IF neurons."""
     base_layer = K.Conv2D
-    low_precision = True
+
+    def takes_low_precision(self):
+        return True
 
     def low_precision_impulse(self, x, kernel):
         out = tf.cast(self.convolution_op(tf.cast(x, tf.bfloat16), kernel),

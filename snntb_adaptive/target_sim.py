@@ -44,7 +44,6 @@ from snntb_adaptive.progress import (Progress, fingerprint,  # noqa: E402
                                      rss_mb)
 
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
-K_Dense = tf.keras.layers.Dense
 
 
 def check_layer(layer):
@@ -101,9 +100,8 @@ class SNN(tmr_sim.SNN):
         n = len(spiking_layers(parsed_model, self.config))
         self._etas = self.settings.eta_per_layer(n)
         self.set_kernel(self.settings.kernel)
-        if self.settings.precision == 'bfloat16' and not any(
-                f in kernel._cpu_flags().split()
-                for f in ('avx512_bf16', 'amx_bf16')):
+        if self.settings.precision == 'bfloat16' and \
+                not kernel.cpu_has_bfloat16():
             print("snntb-adaptive: this CPU reports no bfloat16 instructions "
                   "(avx512_bf16, amx_bf16): precision = bfloat16 will be "
                   "emulated and slower than float32.")
@@ -237,15 +235,13 @@ class SNN(tmr_sim.SNN):
                     p = layer.threshold_params
                     if p.update != 'none':
                         maxima[k] = input_max(impulses[k], p.scope)
-            # precision = bfloat16: the weights of Conv2D and Dense layers
-            # (rank-2 inputs) in bfloat16, cast once per batch.
+            # precision = bfloat16: the weights of the layers that take it,
+            # cast once per batch.
             low = {}
             if self.settings.precision == 'bfloat16':
                 for layer, names, k in plan:
                     if k is not None and k not in impulses and \
-                            layer.low_precision and (
-                                layer.base_layer is not K_Dense or
-                                len(layer.input_shape) == 2):
+                            layer.takes_low_precision():
                         low[k] = tf.cast(layer.kernel, tf.bfloat16)
             state0 = tuple(lay.read_state() for lay in spiking)
             ta0 = tuple(tf.TensorArray(tf.float32, size=num_steps)

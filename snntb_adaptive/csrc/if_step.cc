@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -108,8 +109,9 @@ class IfStepOp : public OpKernel {
     const int64_t batch = impulse.dim_size(0);
     const int64_t per = batch > 0 ? impulse.NumElements() / batch : 0;
     const bool per_sample = theta.dims() == 1;
-    OP_REQUIRES(ctx, per_sample ? theta.dim_size(0) == batch : theta.dims() == 0,
-                absl::InvalidArgumentError("theta must be (batch,) or a scalar"));
+    OP_REQUIRES(
+        ctx, per_sample ? theta.dim_size(0) == batch : theta.dims() == 0,
+        absl::InvalidArgumentError("theta must be (batch,) or a scalar"));
     const int64_t nt = theta.NumElements();
     OP_REQUIRES(ctx, !given_z_ || z_in.NumElements() == nt,
                 absl::InvalidArgumentError("z must have the shape of theta"));
@@ -136,6 +138,13 @@ class IfStepOp : public OpKernel {
     const int64_t tasks = batch * chunks;
     const int64_t chunk = std::min(kChunk, per);
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    // Task t of the chunked passes: chunk t % chunks of sample t / chunks,
+    // as (offset, length).
+    auto span = [=](int64_t t) {
+      const int64_t c = t % chunks;
+      return std::make_pair((t / chunks) * per + c * kChunk,
+                            std::min(kChunk, per - c * kChunk));
+    };
 
     const float v_max = v_max_;
     std::vector<int64_t> fired(tasks);
@@ -190,13 +199,17 @@ class IfStepOp : public OpKernel {
     if (update_ != kNone && per_sample && !given_z_ && per > 0) {
       // One task per sample: its maximum, its threshold, then its neurons
       // while they are still in cache.
-      pool->ParallelFor(batch, kFireCycles * per + per / kMaxPerCycle, [&](int64_t first, int64_t last) {
+      const int64_t cost = kFireCycles * per + per / kMaxPerCycle;
+      pool->ParallelFor(batch, cost, [&](int64_t first, int64_t last) {
         for (int64_t b = first; b < last; ++b) {
-          nth[b] = settled(th[b]) ? th[b] : rule(th[b], max_of(b * per, per));
+          nth[b] = settled(th[b]) ? th[b]
+                                  : rule(th[b], max_of(b * per, per));
           fired[b] = fire(b * per, per, nth[b]);
         }
       });
-      for (int64_t b = 0; b < batch; ++b) cnt[b] = static_cast<float>(fired[b]);
+      for (int64_t b = 0; b < batch; ++b) {
+        cnt[b] = static_cast<float>(fired[b]);
+      }
       return;
     }
 
@@ -211,28 +224,30 @@ class IfStepOp : public OpKernel {
       nth[0] = th[0];
     } else if (tasks > 0) {
       std::vector<float> part(tasks);
-      pool->ParallelFor(tasks, chunk / kMaxPerCycle + 1, [&](int64_t first, int64_t last) {
+      const int64_t cost = chunk / kMaxPerCycle + 1;
+      pool->ParallelFor(tasks, cost, [&](int64_t first, int64_t last) {
         for (int64_t t = first; t < last; ++t) {
-          const int64_t c = t % chunks;
-          part[t] = max_of((t / chunks) * per + c * kChunk,
-                           std::min(kChunk, per - c * kChunk));
+          const auto [off, n] = span(t);
+          part[t] = max_of(off, n);
         }
       });
       for (int64_t j = 0; j < nt; ++j) {
         const int64_t lo = per_sample ? j * chunks : 0;
         const int64_t hi = per_sample ? lo + chunks : tasks;
         float mx = part[lo];
-        for (int64_t t = lo + 1; t < hi; ++t) mx = part[t] > mx ? part[t] : mx;
+        for (int64_t t = lo + 1; t < hi; ++t) {
+          mx = part[t] > mx ? part[t] : mx;
+        }
         nth[j] = rule(th[j], mx);
       }
     } else {
       std::copy(th, th + nt, nth);   // an empty layer: no maximum to take
     }
-    pool->ParallelFor(tasks, kFireCycles * chunk, [&](int64_t first, int64_t last) {
+    pool->ParallelFor(tasks, kFireCycles * chunk,
+                      [&](int64_t first, int64_t last) {
       for (int64_t t = first; t < last; ++t) {
-        const int64_t b = t / chunks, c = t % chunks;
-        fired[t] = fire(b * per + c * kChunk, std::min(kChunk, per - c * kChunk),
-                        nth[per_sample ? b : 0]);
+        const auto [off, n] = span(t);
+        fired[t] = fire(off, n, nth[per_sample ? t / chunks : 0]);
       }
     });
     for (int64_t b = 0; b < batch; ++b) {
@@ -272,5 +287,5 @@ REGISTER_OP("SnntbAdaptiveIfStep")
       return absl::OkStatus();
     });
 
-REGISTER_KERNEL_BUILDER(Name("SnntbAdaptiveIfStep").Device(tensorflow::DEVICE_CPU),
-                        IfStepOp);
+REGISTER_KERNEL_BUILDER(
+    Name("SnntbAdaptiveIfStep").Device(tensorflow::DEVICE_CPU), IfStepOp);
