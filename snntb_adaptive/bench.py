@@ -5,6 +5,8 @@ SNN-TB's own simulator, in one process.
         [--duration 200] [--batch-size 50] [--batches N] [--norm-images 1000]
         [--shared ../shared] [--memory]
 
+(``bench --help`` lists the options.)
+
 Per model it prints, per batch of ``--batch-size`` images and ``--duration``
 steps, the median over ``--batches`` rounds (by default 15 for the small
 nets, 5 for the VGGs) after one warm-up call each; in each round every row
@@ -172,17 +174,16 @@ def _without_update(snn):
     instance (same layers, variables and buffers) with ``update = none``:
     comparing the two isolates the cost of the threshold update from
     anything that differs between two built networks."""
-    import dataclasses
     if snn._batch_fn is None:
         snn._make_functions()
-    own_fn, own_params = snn._batch_fn, [lay.threshold_params
+    own_fn, own_params = snn._batch_fn, [lay.neuron_params
                                          for lay in snn._spiking]
     for lay, p in zip(snn._spiking, own_params):
-        lay.threshold_params = dataclasses.replace(p, update='none')
+        lay.neuron_params = p._replace(update='none')
     snn._make_functions()
     none_fn = snn._batch_fn
     for lay, p in zip(snn._spiking, own_params):
-        lay.threshold_params = p
+        lay.neuron_params = p
     snn._batch_fn = own_fn
 
     def simulate_batch(x):
@@ -218,25 +219,19 @@ def bench_model(name, config_path, batches, out=print):
     from snntoolbox.conversion import utils as conv_utils
     from snntoolbox.simulation.target_simulators import \
         INI_temporal_mean_rate_target_sim as stock_sim
-    from snntb_adaptive import normalisation
-    from snntoolbox.bin.utils import update_setup
-    from snntoolbox.datasets.utils import get_dataset
+    from snntoolbox.parsing.model_libs import keras_input_lib
+    from snntb_adaptive import normalisation, pipeline
     from snntb_adaptive.config import SECTION
     from snntb_adaptive.session import copy_config
     from snntb_adaptive.target_sim import SNN
 
-    cfg = update_setup(config_path)
-    from snntoolbox.parsing.model_libs import keras_input_lib
-    normset, testset = get_dataset(cfg)
+    cfg = pipeline.validate(config_path)
     model = keras_input_lib.load(cfg.get('paths', 'path_wd'), 'model')['model']
 
-    def parsed_model():
-        parser = keras_input_lib.ModelParser(model, cfg)
-        parser.parse()
-        return parser.build_parsed_model()
-
-    # ---- normalisation: SNN-TB's own vs the plugin's
-    snntb_parsed, plugin_parsed = parsed_model(), parsed_model()
+    # ---- normalisation: SNN-TB's own vs the plugin's, each on its own
+    # parsed copy of the model
+    snntb_parsed, normset, testset = pipeline.parse(cfg, model)
+    plugin_parsed, _, _ = pipeline.parse(cfg, model)
     stock_cfg = copy_config(cfg, {
         ('conversion', 'spike_code'): 'temporal_mean_rate',
         ('paths', 'log_dir_of_current_run'): os.path.join(
@@ -368,29 +363,40 @@ def bench_memory_in_T(name, tmp, spec, shared, batch_size, out=print):
     return rss
 
 
-def main(argv=None):
-    import argparse
-    p = argparse.ArgumentParser(prog='python -m snntb_adaptive bench',
-                                description=__doc__.splitlines()[0])
-    p.add_argument('--models', default='digits,mnist,vgg7')
-    p.add_argument('--duration', type=int, default=200)
-    p.add_argument('--batch-size', type=int, default=50)
+def add_arguments(p):
+    """The options of ``python -m snntb_adaptive bench``."""
+    p.add_argument('--models', default='digits,mnist,vgg7',
+                   help='comma-separated, from {} (default: %(default)s; '
+                   'mnist and the VGGs need --shared)'.format(
+                       ', '.join(MODELS)))
+    p.add_argument('--duration', type=int, default=200,
+                   help='time steps T per batch (default: %(default)s)')
+    p.add_argument('--batch-size', type=int, default=50,
+                   help='images per batch (default: %(default)s)')
     p.add_argument('--batches', type=int, default=None,
                    help='timed rounds per measurement (default: 15 for '
                    'digits and mnist, 5 for the VGGs)')
-    p.add_argument('--norm-images', type=int, default=1000)
-    p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'))
+    p.add_argument('--norm-images', type=int, default=1000,
+                   help='images for the normalisation timing (default: '
+                   '%(default)s)')
+    p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'),
+                   help='folder with data/ and models/ (default: ../shared '
+                   'beside the repository)')
     p.add_argument('--memory', action='store_true',
                    help='instead of the speed table: peak RSS of whole runs '
                    'with T = 100 and T = 1100')
-    args = p.parse_args(argv)
+
+
+def run_bench(args):
+    """Run the benchmark with parsed ``args`` (see :func:`add_arguments`)."""
+    from snntb_adaptive.errors import ConfigError
     install()
     ensure_legacy_keras()
     names = [n.strip() for n in args.models.split(',') if n.strip()]
     for n in names:
         if n not in MODELS:
-            p.error('unknown model {!r}; choose from {}'.format(
-                n, ', '.join(MODELS)))
+            raise ConfigError('bench --models: unknown model {!r}; choose '
+                              'from {}'.format(n, ', '.join(MODELS)))
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
             if args.memory:

@@ -1,8 +1,8 @@
 """Input checks that run in SNN-TB's ``update_setup``, before any model is
 built or any data is simulated (``spike_code = adaptive_threshold``).
 
-Each failure raises :class:`~snntb_adaptive.config.ConfigError` (or
-:class:`~snntb_adaptive.data.DataError`) with a message that names the
+Each failure raises :class:`~snntb_adaptive.errors.ConfigError` (or
+:class:`~snntb_adaptive.errors.DataError`) with a message that names the
 problem and the fix:
 
 * the model file: missing, unreadable, not HDF5, a Keras-3 ``.keras`` archive
@@ -21,19 +21,8 @@ import zipfile
 
 import numpy as np
 
-from snntb_adaptive.config import ConfigError
-from snntb_adaptive.data import DataError
-
-#: Layer classes SNN-TB converts, or drops without changing the function
-#: (BatchNorm is absorbed, ReLU / Activation fused, Dropout etc. inactive at
-#: inference); anything else SNN-TB would silently skip.
-CONVERTIBLE = {
-    'InputLayer', 'Dense', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
-    'Conv2DTranspose', 'UpSampling2D', 'MaxPooling2D', 'AveragePooling2D',
-    'GlobalAveragePooling2D', 'Flatten', 'Reshape', 'Concatenate', 'Add',
-    'ZeroPadding2D', 'BatchNormalization', 'Activation', 'ReLU', 'Dropout',
-    'ActivityRegularization', 'GaussianNoise',
-}
+from snntb_adaptive.errors import ConfigError, DataError
+from snntb_adaptive.network import CONVERTIBLE
 KERAS3_FIX = ("Rebuild it as a tf-keras .h5 with 'python -m snntb_adaptive "
               "convert-keras3 MODEL OUT.h5' (see the README), and point "
               "[paths] filename_ann at OUT.")

@@ -1,30 +1,29 @@
-"""Command line: ``python -m snntb_adaptive ...`` (or ``snntb-adaptive ...``).
+"""Command line: ``python -m snntb_adaptive ...``, or the ``snntb-adaptive``
+console script (the same commands).
 
-    python -m snntb_adaptive -t CONFIG.ini      run SNN-TB's pipeline (as
-                                                ``snntoolbox -t``), with the
-                                                plugin registered even
-                                                without the .pth file
-    python -m snntb_adaptive demo               offline demo on sklearn digits
-    python -m snntb_adaptive compare CONFIG ... several settings, one table
-    python -m snntb_adaptive plot OUT           redraw a comparison's plots
-    python -m snntb_adaptive prepare-data ...   write an SNN-TB data folder
-    python -m snntb_adaptive convert-keras3 M O rebuild a Keras-3 model as .h5
-    python -m snntb_adaptive bench ...          speed / memory benchmark
+    python -m snntb_adaptive -t CONFIG.ini [--resume]   SNN-TB's pipeline on
+                                                        CONFIG, as
+                                                        ``snntoolbox -t``
+    python -m snntb_adaptive run CONFIG.ini [--resume]  the same
+    python -m snntb_adaptive demo                       offline demo (digits)
+    python -m snntb_adaptive compare CONFIG ...         several settings, one
+                                                        table and the plots
+    python -m snntb_adaptive plot OUT                   redraw a comparison
+    python -m snntb_adaptive prepare-data ...           write a data folder
+    python -m snntb_adaptive convert-keras3 MODEL OUT   Keras-3 -> tf-keras
+    python -m snntb_adaptive bench ...                  speed and memory
+
+Every command registers the plugin itself, so it works without the ``.pth``
+file. A :class:`~snntb_adaptive.errors.UserError` is printed as one line
+``snntb-adaptive: error: ...`` with exit status 2.
 """
 
 import argparse
 import os
 import sys
 
-from snntb_adaptive import registration
-
-
-def user_errors():
-    """Errors that mean: the user's input must change (no traceback)."""
-    from snntb_adaptive.compat import CorruptFileError
-    from snntb_adaptive.config import ConfigError
-    from snntb_adaptive.data import DataError
-    return (ConfigError, CorruptFileError, DataError)
+from snntb_adaptive import log, registration
+from snntb_adaptive.errors import ConfigError, DataError, UserError
 
 
 def run_config(path, resume=False):
@@ -33,12 +32,12 @@ def run_config(path, resume=False):
     registration.install()
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        from snntb_adaptive.config import ConfigError
         raise ConfigError("config file {} not found".format(path))
-    from snntoolbox.bin.utils import run_pipeline, update_setup
-    config = update_setup(path)
+    from snntoolbox.bin.utils import run_pipeline
+    from snntb_adaptive.config import SECTION, is_adaptive
+    from snntb_adaptive.pipeline import validate
+    config = validate(path)
     if resume:
-        from snntb_adaptive.config import SECTION, ConfigError, is_adaptive
         if not is_adaptive(config):
             raise ConfigError("--resume needs [conversion] spike_code = "
                               "adaptive_threshold")
@@ -66,17 +65,16 @@ def _cmd_prepare(args):
         num_classes = 10
     elif args.source == 'keras':
         if not args.name:
-            raise data.DataError("--name (mnist, cifar10, cifar100) is needed "
-                                 "with source 'keras'")
+            raise DataError("--name (mnist, cifar10, cifar100) is needed "
+                            "with source 'keras'")
         x_tr, y_tr, x_te, y_te = data.load_keras_dataset(args.name)
         num_classes = 100 if args.name == 'cifar100' else 10
     else:
         if not args.file:
-            raise data.DataError("--file is needed with source 'npz'")
+            raise DataError("--file is needed with source 'npz'")
         x_te, y_te = data.load_npz(args.file, [args.x_key, args.y_key])
         norm_file = args.norm_file or args.file
         (x_tr,) = data.load_npz(norm_file, [args.norm_key])
-        y_tr = None
         num_classes = args.num_classes
     x_te, y_te = x_te[:args.num_test], y_te[:args.num_test]
     x_norm = x_tr[::args.norm_every][:args.num_norm]
@@ -93,10 +91,15 @@ def _csv_list(text, kind=str):
 
 def _cmd_compare(args):
     from snntb_adaptive.compare import run_compare
-    run_compare(args.config, _csv_list(args.settings),
-                steps=_csv_list(args.steps, int), out=args.out,
-                etas=_csv_list(args.eta, float) if args.eta else None,
-                reference=args.reference,
+    try:
+        steps = _csv_list(args.steps, int)
+        etas = _csv_list(args.eta, float) if args.eta else None
+    except ValueError:
+        raise ConfigError("--steps takes whole numbers and --eta numbers, "
+                          "comma-separated (e.g. --steps 25,50 --eta "
+                          "0.6,0.7)") from None
+    run_compare(args.config, _csv_list(args.settings), steps=steps,
+                out=args.out, etas=etas, reference=args.reference,
                 reference_label=args.reference_label,
                 raster_layer=args.raster_layer,
                 raster_sample=args.raster_sample,
@@ -120,80 +123,84 @@ def _cmd_convert(args):
     return 0
 
 
+def _cmd_bench(args):
+    from snntb_adaptive.bench import run_bench
+    return run_bench(args)
+
+
+def _add_run_options(p):
+    p.add_argument('--resume', action='store_true',
+                   help='continue a run that was killed: batches recorded in '
+                   'its progress.jsonl are not simulated again')
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog='python -m snntb_adaptive',
-        description="Adaptive threshold (Chen et al.) for SNN-Toolbox 0.6.0.")
+        description="Adaptive threshold (Chen et al.) for SNN-Toolbox "
+        "0.6.0. Also installed as the 'snntb-adaptive' command.")
     p.add_argument('-t', '--terminal', metavar='CONFIG',
                    help="run SNN-TB's pipeline on CONFIG (as snntoolbox -t)")
-    p.add_argument('--resume', action='store_true',
-                   help='with -t: continue a run that was killed, skipping '
-                   'the batches it finished')
-    sub = p.add_subparsers(dest='command')
+    _add_run_options(p)
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
 
-    r = sub.add_parser('run', help="run SNN-TB's pipeline on a config file")
-    r.add_argument('config')
-    r.add_argument('--resume', action='store_true',
-                   help='continue a run that was killed')
+    r = sub.add_parser('run', help="run SNN-TB's pipeline on a config file "
+                       "(the same as -t CONFIG)")
+    r.add_argument('config', help='the SNN-TB .ini file')
+    _add_run_options(r)
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '
                        'stock SNN-TB and every preset, one table')
     d.add_argument('--out', default='runs/digits_demo',
                    help='folder for data, logs and results (default: '
-                   'runs/digits_demo)')
-    d.add_argument('--duration', type=int, default=100)
-    d.add_argument('--num-to-test', type=int, default=360)
-    d.add_argument('--batch-size', type=int, default=40)
+                   '%(default)s)')
+    d.add_argument('--duration', type=int, default=100,
+                   help='time steps T per image (default: %(default)s)')
+    d.add_argument('--num-to-test', type=int, default=360,
+                   help='test images, at most 360 (default: %(default)s)')
+    d.add_argument('--batch-size', type=int, default=40,
+                   help='images simulated together (default: %(default)s)')
     d.add_argument('--model', default=None,
                    help='tf-keras .h5 (default: models/digits_cnn.h5 of the '
                    'repository)')
     d.set_defaults(func=_cmd_demo)
 
-    q = sub.add_parser('prepare-data', help="write an SNN-TB data folder "
-                       "(x_test.npz, y_test.npz, x_norm.npz), images in [0, 1]")
-    q.add_argument('source', choices=['digits', 'npz', 'keras'])
-    q.add_argument('--out', required=True, help='output folder')
-    q.add_argument('--file', help="source .npz (source 'npz')")
-    q.add_argument('--x-key', default='x_test')
-    q.add_argument('--y-key', default='y_test')
-    q.add_argument('--norm-file', help="'.npz' holding the normalisation "
-                   "images (default: --file)")
-    q.add_argument('--norm-key', default='x_train')
-    q.add_argument('--num-classes', type=int, default=None)
-    q.add_argument('--name', help="Keras data set (source 'keras'): mnist, "
-                   "cifar10, cifar100; downloads unless cached")
-    q.add_argument('--num-test', type=int, default=None,
-                   help='first N test images (default: all)')
-    q.add_argument('--num-norm', type=int, default=None,
-                   help='at most N normalisation images (default: all)')
-    q.add_argument('--norm-every', type=int, default=1,
-                   help='take every k-th normalisation image (default: 1)')
-    q.add_argument('--overwrite', action='store_true')
-    q.set_defaults(func=_cmd_prepare)
-
     c = sub.add_parser('compare', help='one model under several settings, '
                        'parsed and normalised once: table and plots')
-    c.add_argument('config')
+    c.add_argument('config', help='the SNN-TB .ini file: model, data, '
+                   'duration, batch size, samples; its [adaptive_threshold] '
+                   'section is the base the settings override')
     c.add_argument('--settings', default='stock,authors_executed,paper,'
-                   'authors_code', help="comma-separated: 'stock' or a "
-                   "preset, optionally with :KEY=VALUE overrides (default: "
+                   'authors_code', help="comma-separated: 'stock' (SNN-TB's "
+                   "own simulator) or a preset, optionally with :KEY=VALUE "
+                   "overrides, e.g. paper:eta_scale=0.8 (default: "
                    "%(default)s)")
     c.add_argument('--eta', help='run every non-stock setting at each of '
                    'these eta_scale values, e.g. 0.6,0.7,0.8,0.9')
     c.add_argument('--steps', default='25,50,100,200',
                    help='steps for the accuracy columns (default: '
                    '%(default)s; the last step is always added)')
-    c.add_argument('--out', help='output folder (default: next to the '
-                   "config's log folder, 'compare')")
+    c.add_argument('--out', help="output folder (default: 'compare' next to "
+                   "the config's log folder)")
     c.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
-                   'accuracy plot')
-    c.add_argument('--reference-label', default='authors (published log)')
-    c.add_argument('--raster-layer', default='2', help='spiking layer for '
-                   "Fig. 4: 1-based index or name; '0' to skip (default 2)")
-    c.add_argument('--raster-sample', type=int, default=0)
-    c.add_argument('--raster-setting', default='paper')
-    c.add_argument('--title')
+                   'accuracy plot (e.g. the authors\' published curve)')
+    c.add_argument('--reference-label', default='authors (published log)',
+                   help='legend entry of --reference (default: %(default)s)')
+    c.add_argument('--raster-layer', default='auto',
+                   help="spiking layer for Fig. 4: SNN-TB's layer name (e.g. "
+                   "01Conv2D_32x32x64) or its index (the number that starts "
+                   "the name); 'auto': the second layer with weights, the "
+                   "first that integrates spikes; 'none' to skip (default: "
+                   "%(default)s)")
+    c.add_argument('--raster-sample', type=int, default=0,
+                   help='test image of Fig. 4, 0-based (default: '
+                   '%(default)s)')
+    c.add_argument('--raster-setting', default='paper',
+                   help='setting drawn beside the stock twin in Fig. 4 '
+                   '(default: %(default)s)')
+    c.add_argument('--title', help='title of the plots (default: the '
+                   'config file name)')
     c.add_argument('--set', action='append', default=[],
                    metavar='SECTION.KEY=VALUE', help='override a config value '
                    'for this comparison, e.g. --set simulation.duration=200 '
@@ -203,32 +210,70 @@ def build_parser():
     g = sub.add_parser('plot', help="redraw a comparison's plots from its "
                        'results.json files')
     g.add_argument('out', help='the --out folder of a comparison')
-    g.add_argument('--reference')
-    g.add_argument('--reference-label', default='authors (published log)')
-    g.add_argument('--title')
+    g.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
+                   'accuracy plot')
+    g.add_argument('--reference-label', default='authors (published log)',
+                   help='legend entry of --reference (default: %(default)s)')
+    g.add_argument('--title', help='title of the plots')
     g.set_defaults(func=_cmd_plot)
+
+    q = sub.add_parser('prepare-data', help="write an SNN-TB data folder "
+                       "(x_test.npz, y_test.npz, x_norm.npz), images in [0, 1]")
+    q.add_argument('source', choices=['digits', 'npz', 'keras'],
+                   help="digits: scikit-learn's bundled digits (offline); "
+                   "npz: arrays of an .npz file (--file); keras: the Keras "
+                   "download (--name)")
+    q.add_argument('--out', required=True, help='output folder')
+    q.add_argument('--file', help="source .npz (source 'npz')")
+    q.add_argument('--x-key', default='x_test',
+                   help='test images in --file (default: %(default)s)')
+    q.add_argument('--y-key', default='y_test',
+                   help='test labels in --file, integers (default: '
+                   '%(default)s)')
+    q.add_argument('--norm-file', help="'.npz' holding the normalisation "
+                   "images (default: --file)")
+    q.add_argument('--norm-key', default='x_train',
+                   help='normalisation images in --norm-file (default: '
+                   '%(default)s)')
+    q.add_argument('--num-classes', type=int, default=None,
+                   help='classes of the one-hot labels (default: largest '
+                   'label + 1)')
+    q.add_argument('--name', help="Keras data set (source 'keras'): mnist, "
+                   "cifar10, cifar100; downloads unless cached")
+    q.add_argument('--num-test', type=int, default=None,
+                   help='first N test images (default: all)')
+    q.add_argument('--num-norm', type=int, default=None,
+                   help='at most N normalisation images (default: all)')
+    q.add_argument('--norm-every', type=int, default=1,
+                   help='take every k-th normalisation image (default: 1)')
+    q.add_argument('--overwrite', action='store_true',
+                   help='replace data files already in --out')
+    q.set_defaults(func=_cmd_prepare)
 
     k = sub.add_parser('convert-keras3', help='rebuild a Keras-3 model '
                        '(.keras or .h5) as a tf-keras .h5 for SNN-TB')
-    k.add_argument('model')
-    k.add_argument('out')
+    k.add_argument('model', help='the Keras-3 model (.keras or .h5)')
+    k.add_argument('out', help='the tf-keras .h5 to write (must not exist)')
     k.set_defaults(func=_cmd_convert)
 
-    sub.add_parser('bench', add_help=False,
-                   help="speed and memory benchmark against SNN-TB (see "
-                   "'bench --help')")
+    from snntb_adaptive.bench import add_arguments
+    b = sub.add_parser('bench', help='speed and memory beside SNN-TB\'s own '
+                       'simulator, in one process', description='Benchmark: '
+                       'simulation and normalisation time and memory, side '
+                       'by side with SNN-TB\'s own simulator, in one process. '
+                       'See docs/performance.md for what each row means.')
+    add_arguments(b)
+    b.set_defaults(func=_cmd_bench)
     return p
 
 
 def main(argv=None):
     registration.install()
+    log.setup()
+    log.quiet_tensorflow()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ['bench']:   # its own parser: options pass through as is
-        from snntb_adaptive.bench import main as bench_main
-        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    errors = user_errors()
     try:
         if args.terminal:
             run_config(args.terminal, args.resume)
@@ -237,6 +282,6 @@ def main(argv=None):
             parser.print_help()
             return 2
         return args.func(args)
-    except errors as e:
-        print("snntb-adaptive: error: {}".format(e), file=sys.stderr)
+    except UserError as e:
+        print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
         return 2

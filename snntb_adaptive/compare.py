@@ -5,7 +5,7 @@ settings; parse and normalise once; one table and the plots.
         --settings stock,authors_executed,paper,authors_code \
         [--eta 0.6,0.7,0.8,0.9] [--steps 25,50,100,200] [--out DIR] \
         [--reference ../shared/reference/authors_log_accuracy_cifar10.csv] \
-        [--raster-layer 2] [--raster-sample 0] [--raster-setting paper] \
+        [--raster-layer auto] [--raster-sample 0] [--raster-setting paper] \
         [--set simulation.duration=200 --set simulation.num_to_test=500]
 
 A setting is ``stock`` (SNN-TB's own ``temporal_mean_rate`` simulator) or a
@@ -27,13 +27,16 @@ import os
 from collections import OrderedDict
 
 from snntb_adaptive.compat import write_atomic
-from snntb_adaptive.config import ConfigError
+from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.log import log, table
+from snntb_adaptive.config import PRESETS
 from snntb_adaptive.session import (STOCK, Session, format_markdown,
                                     parse_setting, summary_row)
 
 #: the plugin's twin of stock SNN-TB (identical spikes, tested), used for
-#: the stock side of Fig. 4
+#: the stock side of Fig. 4, and how the figure names it
 STOCK_TWIN = 'authors_executed:eta_scale=1:update=none'
+STOCK_TWIN_LABEL = 'plugin, eta = 1, update = none (spikes of stock SNN-TB)'
 
 
 def expand_settings(settings, etas=None):
@@ -65,22 +68,27 @@ def _csv(rows):
     return buf.getvalue()
 
 
-def spiking_layer_index(session, layer):
-    """A spiking layer given by 1-based index or by name -> 0-based index
-    and name."""
-    from snntb_adaptive.normalisation import spiking_layers
-    names = [lay.name for lay in spiking_layers(session.parsed,
-                                                session.config)]
-    if str(layer).isdigit():
-        k = int(layer) - 1
-        if not 0 <= k < len(names):
-            raise ConfigError("--raster-layer {}: the model has {} spiking "
-                              "layers (1..{})".format(layer, len(names),
-                                                      len(names)))
+def raster_layer_index(parsed, config, layer):
+    """The spiking layer of Fig. 4: ``layer`` is SNN-TB's layer name, or its
+    index in the parsed model (without the input layer: the number that
+    starts SNN-TB's names), or ``'auto'``: the second spiking layer with
+    weights (the first that integrates spikes rather than the constant input
+    current), else the first spiking layer. Returns the position among the
+    spiking layers and the name."""
+    from snntb_adaptive.network import spiking_layers
+    spiking = spiking_layers(parsed, config)
+    names = [lay.name for lay in spiking]
+    if str(layer) == 'auto':
+        weighted = [k for k, lay in enumerate(spiking) if lay.weights]
+        k = weighted[1] if len(weighted) > 1 else 0
         return k, names[k]
+    all_names = [lay.name for lay in parsed.layers[1:]]
+    if str(layer).isdigit() and int(layer) < len(all_names):
+        layer = all_names[int(layer)]
     if layer not in names:
-        raise ConfigError("--raster-layer {!r}: no such spiking layer; "
-                          "choose one of {}".format(layer, ', '.join(names)))
+        raise ConfigError(
+            "--raster-layer {!r}: not a spiking layer of this model; give "
+            "the name or index of one of: {}".format(layer, ', '.join(names)))
     return names.index(layer), layer
 
 
@@ -128,7 +136,7 @@ def replot(out, reference=None, reference_label=None, title=None):
 
 def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                 etas=None, reference=None, reference_label=None,
-                raster_layer=2, raster_sample=0, raster_setting='paper',
+                raster_layer='auto', raster_sample=0, raster_setting='paper',
                 title=None, overrides=()):
     from snntb_adaptive import plots
     if reference and not os.path.isfile(reference):
@@ -137,16 +145,24 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
     for s in settings:
         name, _ = parse_setting(s)
         if name != STOCK:
-            from snntb_adaptive.config import PRESETS
             if name not in PRESETS:
                 raise ConfigError(
                     "setting {!r}: {!r} is neither 'stock' nor a preset "
                     "({})".format(s, name, ', '.join(PRESETS)))
     session = Session(config_path, overrides=parse_overrides(overrides))
+    if raster_setting != STOCK:
+        name, _ = parse_setting(raster_setting)
+        if name not in PRESETS:
+            raise ConfigError("--raster-setting {!r}: give a preset ({})"
+                              "".format(raster_setting, ', '.join(PRESETS)))
     out = os.path.abspath(out or os.path.join(session.log_root, 'compare'))
     session.log_root = os.path.join(out, 'runs')
     os.makedirs(session.log_root, exist_ok=True)
     session.prepare()
+    raster = None
+    if raster_layer and str(raster_layer) != 'none':
+        raster = raster_layer_index(session.parsed, session.config,
+                                    raster_layer)
     duration = session.config.getint('simulation', 'duration')
     steps = [t for t in steps if t <= duration]
     if duration not in steps:
@@ -154,7 +170,7 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
 
     results = OrderedDict()
     for s in settings:
-        print("\n=== compare: {} ===".format(label_of(s)))
+        log.info("compare: {}".format(label_of(s)))
         results[label_of(s)] = session.run(s, label=folder_of(s))
 
     rows = [summary_row(name, res, steps) for name, res in results.items()]
@@ -168,15 +184,15 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
     write_atomic(os.path.join(out, 'summary.csv'), _csv(rows))
     title = title or os.path.basename(config_path)
     draw_plots(out, results, reference, reference_label, title)
-    if raster_layer and str(raster_layer) != '0':
-        k, lname = spiking_layer_index(session, raster_layer)
+    if raster is not None:
+        k, lname = raster
         trains = OrderedDict()
-        for label, setting in [('stock (SNN-TB)', STOCK_TWIN),
+        for label, setting in [(STOCK_TWIN_LABEL, STOCK_TWIN),
                                (label_of(raster_setting), raster_setting)]:
             trains[label] = session.spike_train(setting, k, raster_sample)
         plots.figure4(trains, os.path.join(
             out, 'fig4_{}.png'.format(folder_of(lname))), lname,
             raster_sample)
-    print('\n' + header + format_markdown(rows))
-    print("\nwritten to {}".format(out))
+    table('\n' + header + format_markdown(rows))
+    log.info("written to {}".format(out))
     return results, rows

@@ -30,9 +30,8 @@ import types
 
 import numpy as np
 
-
-class CorruptFileError(RuntimeError):
-    """A file left by an earlier run cannot be read."""
+from snntb_adaptive.errors import CorruptFileError
+from snntb_adaptive.log import log
 
 
 # --------------------------------------------------------------------------
@@ -169,8 +168,8 @@ def patch_datasets_utils(module):
         filepath = os.path.join(newpath, config.get(
             'normalization', 'percentile') + '.json')
         if os.path.isfile(filepath):
-            print("Loading scale factors from disk instead of "
-                  "recalculating: {}".format(filepath))
+            log.info("loading scale factors from disk instead of "
+                     "recalculating: {}".format(filepath))
             return {'scale_facs': read_json_file(
                 filepath, 'SNN-TB scale-factor file')}
         return {}
@@ -178,10 +177,3 @@ def patch_datasets_utils(module):
     module.try_get_normset_from_scalefacs = mark_patched(
         try_get_normset_from_scalefacs, original)
 
-
-#: SNN-TB module name -> shim
-SHIMS = {
-    'snntoolbox.conversion.utils': patch_conversion_utils,
-    'snntoolbox.simulation.utils': patch_simulation_utils,
-    'snntoolbox.datasets.utils': patch_datasets_utils,
-}

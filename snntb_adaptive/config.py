@@ -7,7 +7,8 @@ adds one section::
     [adaptive_threshold]
     preset = paper          # paper | authors_code | authors_executed | paper_window
     eta_scale = 0.7         # float in (0, 1], or one per spiking layer: 0.7, 0.8, ...
-    update =                # clamp | window | none   (empty: from the preset)
+    update =                # clamp | window | none, or any rule registered in
+                            # dynamics.RULES        (empty: from the preset)
     scope =                 # sample | batch          (empty: from the preset)
     readout = spikes        # spikes | membrane
     resume = False          # True: continue a killed run (see progress.py)
@@ -23,6 +24,8 @@ loaded.
 
 from dataclasses import dataclass
 
+from snntb_adaptive.errors import ConfigError
+
 SPIKE_CODE = 'adaptive_threshold'
 SECTION = 'adaptive_threshold'
 
@@ -33,8 +36,6 @@ PRESETS = {
     'authors_executed': ('none', 'batch'),
     'paper_window': ('window', 'sample'),
 }
-UPDATES = ('clamp', 'window', 'none')
-SCOPES = ('sample', 'batch')
 READOUTS = ('spikes', 'membrane')
 KERNELS = ('auto', 'fused', 'tf')
 PRECISIONS = ('float32', 'bfloat16')
@@ -51,10 +52,6 @@ DEFAULTS = {
     'kernel': 'auto',
     'precision': 'float32',
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value the plugin cannot run with."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,9 @@ def parse_eta(value):
 def settings_from_mapping(section):
     """Build :class:`Settings` from a mapping of the section's keys (missing
     keys take the defaults). Unknown keys are an error."""
+    # The rules and scopes are those of dynamics (imported here, on first
+    # use, because it imports TensorFlow).
+    from snntb_adaptive.dynamics import RULES, SCOPES
     unknown = sorted(set(section) - set(DEFAULTS))
     if unknown:
         raise ConfigError(
@@ -133,7 +133,7 @@ def settings_from_mapping(section):
     preset = _choice('preset', values['preset'], tuple(PRESETS))
     update, scope = PRESETS[preset]
     if values['update']:
-        update = _choice('update', values['update'], UPDATES)
+        update = _choice('update', values['update'], tuple(RULES))
     if values['scope']:
         scope = _choice('scope', values['scope'], SCOPES)
     if values['resume'].lower() not in ('true', 'false', '1', '0', 'yes',

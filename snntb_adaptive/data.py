@@ -15,10 +15,7 @@ import os
 
 import numpy as np
 
-
-
-class DataError(ValueError):
-    """A data file or array the plugin cannot use."""
+from snntb_adaptive.errors import DataError
 
 
 def to_unit_range(x):

@@ -10,7 +10,8 @@ Writes the data folder, a config, and each setting's ``results.json`` under
 import os
 
 from snntb_adaptive.compat import write_atomic
-from snntb_adaptive.config import ConfigError
+from snntb_adaptive.log import log, table
+from snntb_adaptive.errors import ConfigError
 
 REPO_MODEL = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'models', 'digits_cnn.h5')
@@ -89,19 +90,19 @@ def run_demo(out_dir='runs/digits_demo', duration=100, num_to_test=360,
     steps = [t for t in (10, 25, 50, 100, 200) if t < duration] + [duration]
     rows = []
     for setting, label in SETTINGS:
-        print("\n=== {} ===".format(label))
+        log.info("demo: {}".format(label))
         res = session.run(setting)
         row = summary_row(label, res, steps)
         rows.append(row)
-    table = format_markdown(rows)
+    md = format_markdown(rows)
     header = ("Digits CNN, {} test images, T = {}, batch {}, V_max = 1, "
               "eta = 0.7 unless stated.\n\n".format(
                   num_to_test, duration, batch_size))
-    write_atomic(os.path.join(out, 'summary.md'), header + table + '\n')
-    print('\n' + header + table)
+    write_atomic(os.path.join(out, 'summary.md'), header + md + '\n')
+    table('\n' + header + md)
     same = rows[0]['final'] == rows[1]['final'] and all(
         rows[0][k] == rows[1][k] for k in rows[0] if k.startswith('acc@'))
-    print("\nstock SNN-TB and the plugin with eta = 1, update = none agree "
-          "at every listed step: {}".format('yes' if same else 'NO'))
-    print("results: {}/log/<setting>/results.json".format(out))
+    log.info("stock SNN-TB and the plugin with eta = 1, update = none agree "
+             "at every listed step: {}".format('yes' if same else 'NO'))
+    log.info("results: {}/log/<setting>/results.json".format(out))
     return rows

@@ -1,19 +1,113 @@
-"""The adaptive threshold itself: small pure functions of tensors.
+"""The adaptive threshold itself: typed neuron state and small pure functions
+of tensors.
 
-Read this module next to ``SPEC.md`` (Phase 2). Every spiking layer of the
-plugin calls :func:`layer_step` once per time step; nothing here holds state,
-touches Keras or reads the configuration, so each function can be tested on
-its own.
+Read this module next to ``docs/spec.md`` (Phase 2). Every spiking layer of
+the plugin calls :func:`neuron_step` (or the fused op of
+:mod:`snntb_adaptive.kernel`, which computes the same thing bit for bit)
+once per time step. Nothing here holds state, touches Keras or reads the
+configuration, so each function can be tested alone.
 
-Shapes: ``impulse`` and ``mem`` have the layer's shape with the batch first,
-``(B, ...)``. ``theta`` is ``(B,)`` for ``scope = sample`` (one threshold per
-sample) and a scalar for ``scope = batch`` (one per layer).
+Types:
+
+* :class:`NeuronParams` - what one spiking layer knows of the threshold:
+  its update rule, scope, ``V_init`` and ``V_max``;
+* :class:`NeuronState` - ``mem`` (the membrane, the layer's shape with the
+  batch first, ``(B, ...)``) and ``theta`` (``(B,)`` for ``scope = sample``,
+  a scalar for ``scope = batch``: :func:`initial_theta` makes it);
+* :class:`Step` - what a step returns: the spikes, the new state and the
+  number of spikes per sample.
+
+Update rules live in one table, :data:`RULES`. A new rule is one function
+registered with :func:`rule`; the configuration accepts its name at once
+(``[adaptive_threshold] update = <name>``) and it runs on TensorFlow ops (the
+fused op runs only the rules it declares, :data:`kernel.FUSED_RULES`)::
+
+    @rule('halfway')
+    def halfway(theta, z, v_init, v_max):
+        return theta + (tf.minimum(tf.maximum(theta, z), v_max) - theta) / 2
 """
+
+from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
-UPDATES = ('clamp', 'window', 'none')
 SCOPES = ('sample', 'batch')
+
+
+class NeuronParams(NamedTuple):
+    """Constants of one spiking layer's neurons."""
+
+    update: str      #: a name in :data:`RULES`
+    scope: str       #: ``'sample'`` (one theta per sample) or ``'batch'``
+    v_init: float    #: initial threshold, ``eta * V_max`` (SPEC Phase 1)
+    v_max: float     #: ``[cell] v_thresh``: spike amplitude and reset
+
+
+class NeuronState(NamedTuple):
+    """State of one spiking layer's neurons between two steps."""
+
+    mem: tf.Tensor    #: membrane potential ``(B, ...)``
+    theta: tf.Tensor  #: threshold, ``(B,)`` or scalar (see the scope)
+
+
+class Step(NamedTuple):
+    """Result of one step."""
+
+    spikes: tf.Tensor       #: ``V_max`` where a neuron fired, else 0
+    state: NeuronState      #: the state after the step
+    count: tf.Tensor        #: spikes per sample ``(B,)``, float
+
+
+class Rule(NamedTuple):
+    """An update rule: ``fn(theta, z, v_init, v_max) -> theta``, applied
+    before the firing decision. ``uses_input_max = False``: ``z`` is not
+    computed (it is passed as None)."""
+
+    name: str
+    fn: Callable
+    uses_input_max: bool = True
+
+
+#: rule name -> :class:`Rule`, in the order they were registered
+RULES = {}
+
+
+def rule(name, uses_input_max=True):
+    """Decorator: register ``fn(theta, z, v_init, v_max)`` as update rule
+    ``name``."""
+    def register(fn):
+        RULES[name] = Rule(name, fn, uses_input_max)
+        return fn
+    return register
+
+
+@rule('clamp')
+def clamp(theta, z, v_init, v_max):
+    """The paper's rule: ``theta = min(max(theta, z), V_max)``; never
+    decreases."""
+    return tf.minimum(tf.maximum(theta, z), v_max)
+
+
+@rule('window')
+def window(theta, z, v_init, v_max):
+    """``theta = z`` where ``V_init < z < V_max``, else unchanged."""
+    inside = tf.logical_and(tf.greater(z, v_init), tf.less(z, v_max))
+    return tf.where(inside, z, theta)
+
+
+@rule('none', uses_input_max=False)
+def none(theta, z, v_init, v_max):
+    """``theta`` unchanged (the constant threshold the authors' code ran)."""
+    return theta
+
+
+def get_rule(name):
+    """The :class:`Rule` called ``name``; ``ValueError`` names the rules."""
+    try:
+        return RULES[name]
+    except KeyError:
+        raise ValueError("update must be one of {}, not {!r}".format(
+            tuple(RULES), name)) from None
 
 
 def input_max(impulse, scope):
@@ -29,22 +123,16 @@ def input_max(impulse, scope):
     raise ValueError("scope must be one of {}, not {!r}".format(SCOPES, scope))
 
 
-def update_threshold(theta, z, v_init, v_max, update):
-    """One step of the threshold update, before the firing decision.
+def update_threshold(theta, z, params):
+    """One step of the threshold update, before the firing decision, by the
+    rule ``params.update``."""
+    return get_rule(params.update).fn(theta, z, params.v_init, params.v_max)
 
-    clamp  : ``theta = min(max(theta, z), V_max)`` (never decreases)
-    window : ``theta = z`` where ``V_init < z < V_max``, else unchanged
-    none   : ``theta`` unchanged
-    """
-    if update == 'clamp':
-        return tf.minimum(tf.maximum(theta, z), v_max)
-    if update == 'window':
-        inside = tf.logical_and(tf.greater(z, v_init), tf.less(z, v_max))
-        return tf.where(inside, z, theta)
-    if update == 'none':
-        return theta
-    raise ValueError("update must be one of {}, not {!r}".format(UPDATES,
-                                                                 update))
+
+def initial_theta(params, batch, dtype=tf.float32):
+    """``theta`` at a reset: ``V_init``, shaped ``(batch,)`` or scalar."""
+    shape = [batch] if params.scope == 'sample' else []
+    return tf.fill(shape, tf.cast(params.v_init, dtype))
 
 
 def broadcast_theta(theta, rank):
@@ -71,16 +159,18 @@ def fire(mem, impulse, theta, v_max):
     return spikes, v - spikes, fired
 
 
-def layer_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
-    """One time step of one spiking layer (SPEC Phase 2).
+def neuron_step(params, state, impulse, z=None):
+    """One time step of one spiking layer (SPEC Phase 2): update theta from
+    the input impulse, then integrate, fire and reset.
 
     ``z`` may be given when it is known (a constant impulse has a constant
-    maximum); otherwise it is computed from ``impulse``. Returns
-    ``(spikes, new_mem, new_theta, fired)``.
+    maximum); otherwise the rule computes it from ``impulse``. Returns a
+    :class:`Step`.
     """
-    if update != 'none':
-        if z is None:
-            z = input_max(impulse, scope)
-        theta = update_threshold(theta, z, v_init, v_max, update)
-    spikes, new_mem, fired = fire(mem, impulse, theta, v_max)
-    return spikes, new_mem, theta, fired
+    r = get_rule(params.update)
+    if r.uses_input_max and z is None:
+        z = input_max(impulse, params.scope)
+    theta = r.fn(state.theta, z, params.v_init, params.v_max)
+    spikes, mem, fired = fire(state.mem, impulse, theta, params.v_max)
+    count = tf.reduce_sum(fired, axis=list(range(1, fired.shape.rank)))
+    return Step(spikes, NeuronState(mem, theta), count)

@@ -8,8 +8,9 @@
   (:mod:`snntb_adaptive.checks`), then runs SNN-TB's own, then prints the
   effective settings;
 * ``snntoolbox.bin.run``: ``main`` (the ``snntoolbox`` command) prints the
-  plugin's configuration and data errors as one clear line and exits with
-  status 2, instead of a traceback;
+  plugin's messages (:func:`snntb_adaptive.log.setup`) and any
+  :class:`~snntb_adaptive.errors.UserError` as one clear line, exit status 2,
+  instead of a traceback;
 * ``snntoolbox.conversion.utils``: ``normalize_parameters`` becomes the
   Phase-1 hook of :mod:`snntb_adaptive.normalisation` when
   ``spike_code = adaptive_threshold`` (same scale factors as SNN-TB's, computed
@@ -17,8 +18,10 @@
 """
 
 import os
+import sys
 
-from snntb_adaptive import compat
+from snntb_adaptive import compat, log
+from snntb_adaptive.errors import UserError
 
 
 def patch_conversion(module):
@@ -61,6 +64,8 @@ def patch_bin_utils(module):
     update_setup = module.update_setup
 
     def update_setup_with_plugin(config_filepath):
+        log.setup()
+        log.quiet_tensorflow()
         from snntb_adaptive.config import (
             check_snntb_options, format_settings, is_adaptive,
             settings_from_config)
@@ -81,7 +86,7 @@ def patch_bin_utils(module):
                 precheck(merged)
         config = update_setup(config_filepath)
         if is_adaptive(config):
-            print(format_settings(settings_from_config(config), config))
+            log.table(format_settings(settings_from_config(config), config))
         return config
 
     module.load_config = compat.mark_patched(load_config_with_plugin,
@@ -96,12 +101,11 @@ def patch_bin_run(module):
         return
 
     def main(filepath=None):
-        import sys
-        from snntb_adaptive.cli import user_errors
+        log.setup()
         try:
             return original(filepath)
-        except user_errors() as e:
-            print("snntb-adaptive: error: {}".format(e), file=sys.stderr)
+        except UserError as e:
+            print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
             raise SystemExit(2)
 
     module.main = compat.mark_patched(main, original)

@@ -17,13 +17,11 @@ import os
 
 import numpy as np
 
-from snntb_adaptive.config import ConfigError
+from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.network import CONVERTIBLE
 
-SUPPORTED = ('InputLayer', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
-             'Conv2DTranspose', 'Dense', 'AveragePooling2D', 'MaxPooling2D',
-             'GlobalAveragePooling2D', 'UpSampling2D', 'Flatten', 'Reshape',
-             'ZeroPadding2D', 'BatchNormalization', 'Activation', 'ReLU',
-             'Dropout')
+#: layer classes of a linear stack: the convertible ones that take one input
+SUPPORTED = tuple(sorted(CONVERTIBLE - {'Concatenate', 'Add'}))
 #: config keys whose Keras-3 values tf-keras does not take; the weights are
 #: copied, so initialisers and regularisers do not matter
 DROP = {'dtype', 'kernel_initializer', 'bias_initializer',

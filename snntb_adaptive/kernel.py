@@ -1,13 +1,18 @@
 """The fused step kernel: one TensorFlow op per spiking layer and time step.
 
-``csrc/if_step.cc`` computes what :func:`snntb_adaptive.dynamics.layer_step`
+``csrc/if_step.cc`` computes what :func:`snntb_adaptive.dynamics.neuron_step`
 computes (threshold update, integrate, fire, reset, and the spike count per
 sample) in one pass over the layer, instead of the five to eight elementwise
-TensorFlow ops the pure function takes. The compiled simulation loop of
-:mod:`snntb_adaptive.target_sim` uses it when ``[adaptive_threshold] kernel``
-is ``auto`` (the default) or ``fused``; its results are bit-identical to the
-TensorFlow ops (``tests/test_kernel.py``), so ``dynamics.py`` stays the
-readable definition.
+TensorFlow ops the pure function takes. It is an accelerator, not a gate: it
+implements the update rules named in :data:`FUSED_RULES`, and any other rule
+of :data:`snntb_adaptive.dynamics.RULES` runs on TensorFlow ops. The
+simulator of :mod:`snntb_adaptive.target_sim` uses it when
+``[adaptive_threshold] kernel`` is ``auto`` (the default; falls back to
+TensorFlow ops with one notice) or ``fused`` (an error when it cannot run);
+its results are bit-identical to the TensorFlow ops
+(``tests/test_kernel.py``), so ``dynamics.py`` stays the readable
+definition. :func:`fused_step` and :func:`tf_step` share the signature of
+:func:`~snntb_adaptive.dynamics.neuron_step`.
 
 The op is compiled on first use with the C++ compiler (``$CXX``, else
 ``g++``) and the flags TensorFlow reports (``tf.sysconfig``), for this CPU
@@ -27,7 +32,9 @@ import tempfile
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc',
                       'if_step.cc')
-CHOICES = ('auto', 'fused', 'tf')
+#: the update rules the C++ op implements (its constructor accepts exactly
+#: these names)
+FUSED_RULES = ('clamp', 'window', 'none')
 
 _state = {}   # 'module' or 'error', once tried
 
@@ -150,43 +157,47 @@ def load():
     return module
 
 
-def resolve(choice):
-    """The kernel to use for a ``kernel`` setting: ``'fused'`` or ``'tf'``,
-    and a note when ``auto`` fell back to TensorFlow ops. ``fused`` that
-    cannot be built raises :class:`KernelUnavailable`."""
+def resolve(choice, rule):
+    """The kernel to use for a ``kernel`` setting and an update rule:
+    ``'fused'`` or ``'tf'``, and a note when ``auto`` fell back to
+    TensorFlow ops. ``fused`` that cannot run raises
+    :class:`KernelUnavailable`."""
     if choice == 'tf':
         return 'tf', None
     try:
+        if rule not in FUSED_RULES:
+            raise KernelUnavailable(
+                "it implements the update rules {}, not {!r}".format(
+                    ', '.join(FUSED_RULES), rule))
         load()
     except KernelUnavailable as e:
         if choice == 'fused':
             raise
-        return 'tf', ("snntb-adaptive: the fused step kernel is unavailable "
-                      "({}); using TensorFlow ops: the same results, slower. "
-                      "Set [adaptive_threshold] kernel = tf to silence this."
+        return 'tf', ("the fused step kernel is unavailable ({}); using "
+                      "TensorFlow ops: the same results, slower. Set "
+                      "[adaptive_threshold] kernel = tf to silence this."
                       "".format(e))
     return 'fused', None
 
 
-def if_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
-    """:func:`snntb_adaptive.dynamics.layer_step` by the fused op, with the
-    spike count per sample instead of ``fired``: returns ``(spikes, new_mem,
-    new_theta, count)``. ``scope`` is implied by the shape of ``theta``
-    (``(B,)`` or a scalar)."""
+def fused_step(params, state, impulse, z=None):
+    """:func:`snntb_adaptive.dynamics.neuron_step` by the fused op (same
+    signature, same :class:`~snntb_adaptive.dynamics.Step`). The op reads
+    the scope from the rank of ``state.theta`` (``(B,)`` or scalar), as
+    :func:`~snntb_adaptive.dynamics.initial_theta` shapes it."""
     import tensorflow as tf
+    from snntb_adaptive.dynamics import NeuronState, Step
     module = load()
     given = z is not None
-    return module.snntb_adaptive_if_step(
-        mem, impulse, theta, z if given else tf.zeros([0]), update=update,
-        v_init=float(v_init), v_max=float(v_max), given_z=given)
+    spikes, mem, theta, count = module.snntb_adaptive_if_step(
+        state.mem, impulse, state.theta, z if given else tf.zeros([0]),
+        update=params.update, v_init=float(params.v_init),
+        v_max=float(params.v_max), given_z=given)
+    return Step(spikes, NeuronState(mem, theta), count)
 
 
-def tf_step(mem, theta, impulse, v_init, v_max, update, scope, z=None):
-    """The same interface as :func:`if_step`, by
-    :func:`snntb_adaptive.dynamics.layer_step` and a sum."""
-    import tensorflow as tf
-    from snntb_adaptive.dynamics import layer_step
-    spikes, mem, theta, fired = layer_step(mem, theta, impulse, v_init, v_max,
-                                           update, scope, z)
-    return spikes, mem, theta, tf.reduce_sum(
-        fired, axis=list(range(1, fired.shape.rank)))
+def tf_step(params, state, impulse, z=None):
+    """The same step by TensorFlow ops:
+    :func:`snntb_adaptive.dynamics.neuron_step`."""
+    from snntb_adaptive.dynamics import neuron_step
+    return neuron_step(params, state, impulse, z)

@@ -2,22 +2,30 @@
 
 Served to SNN-TB as ``snntoolbox.simulation.backends.inisim.adaptive_threshold``
 (see :mod:`snntb_adaptive.registration`). Every layer type that SNN-TB's
-``temporal_mean_rate`` INI backend turns into spiking neurons gets an adaptive
-twin: the SNN-TB class computes the input impulse ``I_t`` exactly as before
-(convolution, dense, pooling, the max-gating of spiking max-pooling, ...), and
-:class:`AdaptiveThresholdMixin` replaces what happens next with
-:func:`snntb_adaptive.dynamics.layer_step`.
+``temporal_mean_rate`` INI backend turns into spiking neurons
+(:data:`snntb_adaptive.network.SPIKING_TYPES`) gets an adaptive twin: the
+SNN-TB class computes the input impulse ``I_t`` exactly as before
+(convolution, dense, pooling, the max-gating of spiking max pooling, ...),
+and :class:`AdaptiveThresholdMixin` replaces what happens next by one step
+of :mod:`snntb_adaptive.dynamics` (``step_fn``: the TensorFlow ops or the
+fused op, same signature and results).
 
-State per layer (``tf.Variable``): ``mem`` (membrane, from SNN-TB), ``theta``
-(``(B,)`` for ``scope = sample``, scalar for ``scope = batch``),
-``step_count`` (spikes per sample in the last step) and, for the output layer,
-``input_sum`` (cumulative ``I_t``, for ``readout = membrane``).
+A layer is used in two ways:
 
-Before a layer is called, :mod:`snntb_adaptive.target_sim` sets
-``layer.threshold_params`` to a :class:`ThresholdParams`.
+* the compiled loop of :mod:`snntb_adaptive.target_sim` calls the pure
+  interface, :meth:`~AdaptiveThresholdMixin.impulse_of` and
+  :meth:`~AdaptiveThresholdMixin.pure_step`, on a :class:`LayerState`;
+* the step-by-step path (SNN-TB's way: one call of the Keras model per
+  step) keeps the same state in ``tf.Variable`` objects (``mem`` from SNN-TB,
+  ``theta``, ``input_sum``, SNN-TB's ``mem_input``) and calls
+  :meth:`~AdaptiveThresholdMixin.update_neurons`.
+
+Before a layer is built, the target simulator sets ``layer.neuron_params``
+(a :class:`~snntb_adaptive.dynamics.NeuronParams`) and ``layer.step_fn``,
+and ``layer.record_input`` on the output layer for ``readout = membrane``.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple, Union
 
 from snntb_adaptive.registration import ensure_legacy_keras
 
@@ -27,91 +35,94 @@ import tensorflow as tf  # noqa: E402
 from snntoolbox.simulation.backends.inisim import \
     temporal_mean_rate_tensorflow as tmr  # noqa: E402
 
-from snntb_adaptive.dynamics import layer_step  # noqa: E402
+from snntb_adaptive import network  # noqa: E402
+from snntb_adaptive.dynamics import NeuronState, initial_theta  # noqa: E402
 from snntb_adaptive.kernel import tf_step  # noqa: E402
 
 
-@dataclass(frozen=True)
-class ThresholdParams:
-    """What one spiking layer needs to know of the adaptive threshold."""
+class LayerState(NamedTuple):
+    """State of one spiking layer in the compiled loop. Fields a layer does
+    not use are ``()`` (an empty structure for ``tf.while_loop``)."""
 
-    update: str
-    scope: str
-    v_init: float
-    v_max: float
-    record_input: bool = False
+    neuron: NeuronState
+    #: cumulative input impulse (output layer, ``readout = membrane``)
+    input_sum: Union[tf.Tensor, tuple] = ()
+    #: SNN-TB's accumulated input of spiking max pooling (its max gating)
+    gate: Union[tf.Tensor, tuple] = ()
 
 
 class AdaptiveThresholdMixin:
     """Replaces SNN-TB's firing rule by the adaptive threshold. Put it first
     among the bases, before the SNN-TB spiking class."""
 
-    threshold_params = None
-    theta = step_count = input_sum = None
-
-    def init_neurons(self, input_shape):
-        super().init_neurons(input_shape)
-        p = self.threshold_params
-        if p is None:
-            raise RuntimeError(
-                "{}: threshold_params must be set before the layer is built "
-                "(the adaptive-threshold target simulator does this)."
-                "".format(self.name))
-        output_shape = self.compute_output_shape(input_shape)
-        batch = int(output_shape[0])
-        if self.theta is None:
-            shape = [batch] if p.scope == 'sample' else []
-            self.theta = tf.Variable(tf.fill(shape, tf.cast(p.v_init,
-                                                            self._floatx)),
-                                     name='theta', trainable=False)
-        if self.step_count is None:
-            self.step_count = tf.Variable(tf.zeros([batch], self._floatx),
-                                          name='step_count', trainable=False)
-        if p.record_input and self.input_sum is None:
-            self.input_sum = tf.Variable(tf.zeros(output_shape, self._floatx),
-                                         name='input_sum', trainable=False)
-
-    def update_neurons(self):
-        p = self.threshold_params
-        spikes, new_mem, theta, fired = layer_step(
-            self.mem, self.theta, self.impulse, p.v_init, p.v_max, p.update,
-            p.scope)
-        self.mem.assign(new_mem)
-        if p.update != 'none':
-            self.theta.assign(theta)
-        self.step_count.assign(tf.reduce_sum(
-            tf.reshape(fired, (tf.shape(fired)[0], -1)), axis=1))
-        if self.input_sum is not None:
-            self.input_sum.assign_add(self.impulse)
-        if self.spiketrain is not None:
-            self.spiketrain.assign(fired * self.time)
-        return spikes
-
-    # -- the pure interface used by the compiled loop of target_sim --------
-
+    #: :class:`~snntb_adaptive.dynamics.NeuronParams`, set by the simulator
+    neuron_params = None
+    #: keep the cumulative input (output layer, ``readout = membrane``)
+    record_input = False
+    #: ``(params, state, impulse, z=None) -> Step``: the TensorFlow ops
+    #: (:func:`snntb_adaptive.kernel.tf_step`) or the fused op
+    #: (:func:`snntb_adaptive.kernel.fused_step`); the simulator chooses
+    step_fn = staticmethod(tf_step)
     #: Keras class whose ``call`` computes the input impulse (set per class)
     base_layer = None
     #: True where the impulse depends on state (spiking max pooling)
     stateful_impulse = False
 
-    def read_state(self):
-        """The layer's state as a tuple of tensors (mem, theta, extra...)."""
-        state = [self.mem.read_value(), self.theta.read_value()]
+    theta = step_count = input_sum = None
+
+    def init_neurons(self, input_shape):
+        super().init_neurons(input_shape)
+        p = self.neuron_params
+        if p is None:
+            raise RuntimeError(
+                "{}: neuron_params must be set before the layer is built "
+                "(the adaptive-threshold target simulator does this)."
+                "".format(self.name))
+        output_shape = self.compute_output_shape(input_shape)
+        batch = int(output_shape[0])
+        if self.theta is None:
+            self.theta = tf.Variable(initial_theta(p, batch, self._floatx),
+                                     name='theta', trainable=False)
+        if self.step_count is None:
+            self.step_count = tf.Variable(tf.zeros([batch], self._floatx),
+                                          name='step_count', trainable=False)
+        if self.record_input and self.input_sum is None:
+            self.input_sum = tf.Variable(tf.zeros(output_shape, self._floatx),
+                                         name='input_sum', trainable=False)
+
+    def update_neurons(self):
+        """The step-by-step path: one step on the layer's variables."""
+        step = self.step_fn(self.neuron_params,
+                            NeuronState(self.mem.read_value(),
+                                        self.theta.read_value()),
+                            self.impulse)
+        self.mem.assign(step.state.mem)
+        self.theta.assign(step.state.theta)
+        self.step_count.assign(step.count)
         if self.input_sum is not None:
-            state.append(self.input_sum.read_value())
-        if self.stateful_impulse:
-            state.append(self.mem_input.read_value())
-        return tuple(state)
+            self.input_sum.assign_add(self.impulse)
+        if self.spiketrain is not None:
+            fired = tf.cast(tf.not_equal(step.spikes, 0), self._floatx)
+            self.spiketrain.assign(fired * self.time)
+        return step.spikes
+
+    # -- the pure interface used by the compiled loop of target_sim --------
+
+    def read_state(self):
+        """The layer's variables as a :class:`LayerState`."""
+        return LayerState(
+            NeuronState(self.mem.read_value(), self.theta.read_value()),
+            self.input_sum.read_value() if self.input_sum is not None else (),
+            self.mem_input.read_value() if self.stateful_impulse else ())
 
     def write_state(self, state):
-        self.mem.assign(state[0])
-        self.theta.assign(state[1])
-        i = 2
+        """Store a :class:`LayerState` in the layer's variables."""
+        self.mem.assign(state.neuron.mem)
+        self.theta.assign(state.neuron.theta)
         if self.input_sum is not None:
-            self.input_sum.assign(state[i])
-            i += 1
+            self.input_sum.assign(state.input_sum)
         if self.stateful_impulse:
-            self.mem_input.assign(state[i])
+            self.mem_input.assign(state.gate)
 
     def impulse_of(self, x, state):
         """``(I_t, state)`` for input ``x``: pure, the same ops as SNN-TB's
@@ -131,24 +142,15 @@ class AdaptiveThresholdMixin:
         exact in bfloat16 when ``V_max`` is."""
         raise NotImplementedError(type(self).__name__)
 
-    #: ``(mem, theta, impulse, v_init, v_max, update, scope, z) -> (spikes,
-    #: new_mem, new_theta, count)``: :func:`snntb_adaptive.kernel.tf_step`
-    #: or the fused :func:`snntb_adaptive.kernel.if_step` (the target
-    #: simulator chooses)
-    step_fn = staticmethod(tf_step)
-
     def pure_step(self, impulse, state, z=None):
-        """One step from ``state``: returns ``(spikes, count, new_state)``,
-        ``count`` the spikes per sample. ``z``: the impulse's maximum, when
-        known in advance."""
-        p = self.threshold_params
-        spikes, mem, theta, count = self.step_fn(
-            state[0], state[1], impulse, p.v_init, p.v_max, p.update, p.scope,
-            z)
-        new = [mem, theta] + list(state[2:])
+        """One step from a :class:`LayerState`: returns ``(spikes, count,
+        new_state)``, ``count`` the spikes per sample. ``z``: the impulse's
+        maximum, when known in advance."""
+        step = self.step_fn(self.neuron_params, state.neuron, impulse, z)
+        new = state._replace(neuron=step.state)
         if self.input_sum is not None:
-            new[2] = state[2] + impulse
-        return spikes, count, tuple(new)
+            new = new._replace(input_sum=state.input_sum + impulse)
+        return step.spikes, step.count, new
 
     @tf.function
     def reset_spikevars(self, sample_idx):
@@ -160,7 +162,7 @@ class AdaptiveThresholdMixin:
             self.mem.assign(tf.zeros_like(self.mem))
             self.time.assign(self.dt)
             self.theta.assign(tf.fill(tf.shape(self.theta), tf.cast(
-                self.threshold_params.v_init, self._floatx)))
+                self.neuron_params.v_init, self._floatx)))
             if self.input_sum is not None:
                 self.input_sum.assign(tf.zeros_like(self.input_sum))
         self.step_count.assign(tf.zeros_like(self.step_count))
@@ -237,10 +239,10 @@ class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):
 
     def impulse_of(self, x, state):
         """SNN-TB's gating, as a pure function: the input is accumulated in
-        ``mem_input`` (the last entry of ``state``), and only the inputs at
+        ``state.gate`` (SNN-TB's ``mem_input``), and only the inputs at
         the positions of the largest accumulated input per window pass."""
         from tensorflow.python.keras.utils import conv_utils
-        mem_input = state[-1] + x
+        mem_input = state.gate + x
         _, idx = tf.nn.max_pool_with_argmax(
             mem_input, self.pool_size, self.strides, self.padding.upper(),
             conv_utils.convert_data_format(self.data_format, 4),
@@ -248,7 +250,7 @@ class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):
         mask = tf.scatter_nd(tf.reshape(idx, (-1, 1)), tf.ones(tf.size(idx)),
                              [tf.reduce_prod(x.shape)])
         return (K.MaxPooling2D.call(self, x * tf.reshape(mask, x.shape)),
-                tuple(state[:-1]) + (mem_input,))
+                state._replace(gate=mem_input))
 
 
 # Layers without neurons are SNN-TB's own.
@@ -257,10 +259,8 @@ SpikeReshape = tmr.SpikeReshape
 SpikeZeroPadding2D = tmr.SpikeZeroPadding2D
 SpikeConcatenate = tmr.SpikeConcatenate
 
-SPIKING_CLASSES = {cls.__name__: cls for cls in (
-    SpikeDense, SpikeConv1D, SpikeConv2D, SpikeDepthwiseConv2D,
-    SpikeConv2DTranspose, SpikeUpSampling2D, SpikeAveragePooling2D,
-    SpikeMaxPooling2D)}
+#: layer type -> adaptive class, one per :data:`network.SPIKING_TYPES`
+SPIKING_CLASSES = {t: globals()['Spike' + t] for t in network.SPIKING_TYPES}
 
 custom_layers = dict(tmr.custom_layers)
-custom_layers.update(SPIKING_CLASSES)
+custom_layers.update({cls.__name__: cls for cls in SPIKING_CLASSES.values()})

@@ -23,6 +23,7 @@ import numpy as np
 
 from snntb_adaptive import __version__
 from snntb_adaptive.compat import write_json_atomic
+from snntb_adaptive.log import log
 
 RESULTS_FILE = 'results.json'
 CONVERGENCE_TOLERANCE = 0.02
@@ -179,8 +180,7 @@ def write_results(log_dir, results):
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, RESULTS_FILE)
     if os.path.exists(path):
-        print("snntb-adaptive: kept the previous results as {}".format(
-            keep_aside(path)))
+        log.info("kept the previous results as {}".format(keep_aside(path)))
     write_json_atomic(path, results, indent=1)
     return path
 

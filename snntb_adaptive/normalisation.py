@@ -24,44 +24,25 @@ import time
 
 import numpy as np
 
+from snntb_adaptive import network
 from snntb_adaptive.compat import write_json_atomic
-from snntb_adaptive.data import DataError
-from snntb_adaptive.config import ConfigError, settings_from_config
+from snntb_adaptive.config import settings_from_config
+from snntb_adaptive.errors import ConfigError, DataError
+from snntb_adaptive.log import log, table
 
 PHASE1_FILE = 'phase1_thresholds.json'
-
-
-def spiking_layers(model, config):
-    """The layers of a parsed model that SNN-TB turns into spiking neurons,
-    in order (SNN-TB's ``is_spiking``)."""
-    from snntoolbox.simulation.utils import is_spiking
-    return [layer for layer in model.layers[1:] if is_spiking(layer, config)]
-
-
-def check_convertible(model, config):
-    """Fail early, before normalisation, on layers the adaptive threshold
-    cannot simulate (see :mod:`snntb_adaptive.target_sim`)."""
-    from snntb_adaptive.target_sim import check_layer
-    for layer in model.layers[1:]:
-        check_layer(layer)
 
 
 def phase1_rows(model, config, scale_facs=None):
     """Per spiking layer: name, type, neurons, lambda, eta, V_max, V_init."""
     settings = settings_from_config(config)
-    layers = spiking_layers(model, config)
-    etas = settings.eta_per_layer(len(layers))
+    rows = network.layer_rows(model, config)
+    etas = settings.eta_per_layer(len(rows))
     v_max = config.getfloat('cell', 'v_thresh')
-    rows = []
-    for layer, eta in zip(layers, etas):
-        lam = None if scale_facs is None else scale_facs.get(layer.name)
-        neurons = 1
-        for d in layer.output_shape[1:]:
-            neurons *= int(d)
-        rows.append({'name': layer.name, 'type': layer.__class__.__name__,
-                     'neurons': neurons,
-                     'lambda': None if lam is None else float(lam),
-                     'eta': eta, 'v_max': v_max, 'v_init': eta * v_max})
+    for row, eta in zip(rows, etas):
+        lam = None if scale_facs is None else scale_facs.get(row['name'])
+        row.update({'lambda': None if lam is None else float(lam),
+                    'eta': eta, 'v_max': v_max, 'v_init': eta * v_max})
     return rows
 
 
@@ -84,10 +65,10 @@ def write_phase1(config, rows, normalised):
         'normalised': normalised,
         'percentile': config.getfloat('normalization', 'percentile'),
         'layers': rows}, indent=1)
-    print("\nsnntb-adaptive Phase 1: initial thresholds (lambda = SNN-TB scale "
-          "factor; '-' for layers without parameters)")
-    print(format_rows(rows))
-    print("written to {}\n".format(path))
+    log.info("Phase 1: initial thresholds (lambda = SNN-TB scale factor; "
+             "'-' for layers without parameters)")
+    table(format_rows(rows))
+    log.info("Phase 1 written to {}".format(path))
     return path
 
 
@@ -260,22 +241,22 @@ def phase1(model, config, **kwargs):
     checked before any normalisation work starts. The scale factors are
     SNN-TB's, computed by :func:`scale_factors`.
     """
-    check_convertible(model, config)
+    network.check_convertible(model)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
     norm_dir = _norm_dir(config, kwargs)
     os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
         scale_facs = kwargs['scale_facs']
-        print("Using the scale factors found in {} (delete the file to "
-              "recompute them).".format(norm_dir))
+        log.info("using the scale factors found in {} (delete the file to "
+                 "recompute them)".format(norm_dir))
     elif 'x_norm' in kwargs:
         x_norm = kwargs['x_norm']
-        print("snntb-adaptive: normalising with {} samples (percentile {})"
-              "...".format(len(x_norm), config.get('normalization',
-                                                   'percentile')))
+        log.info("normalising with {} samples (percentile {})...".format(
+            len(x_norm), config.get('normalization', 'percentile')))
         t0 = time.time()
         scale_facs = scale_factors(model, x_norm, config)
-        print("scale factors computed in {:.1f} s".format(time.time() - t0))
+        log.info("scale factors computed in {:.1f} s".format(
+            time.time() - t0))
         write_json_atomic(os.path.join(norm_dir, config.get(
             'normalization', 'percentile') + '.json'), scale_facs)
     else:

@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 from snntb_adaptive.compat import write_atomic
-from snntb_adaptive.config import ConfigError
+from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.log import log
 
 PROGRESS_FILE = 'progress.jsonl'
 FORMAT = 1
@@ -114,13 +115,13 @@ class Progress:
                 write_atomic(self.path, ''.join(
                     json.dumps(line) + '\n' for line in
                     [header] + [self.done[b] for b in sorted(self.done)]))
-                print("snntb-adaptive: resuming, {} of {} batches already "
-                      "done ({})".format(len(self.done), num_batches,
-                                         self.path))
+                log.info("resuming, {} of {} batches already done "
+                         "({})".format(len(self.done), num_batches,
+                                       self.path))
             else:
                 kept = keep_aside(self.path)
-                print("snntb-adaptive: kept the previous progress file as "
-                      "{}".format(kept))
+                log.info("kept the previous progress file as {}".format(
+                    kept))
         if not os.path.exists(self.path):
             write_atomic(self.path, json.dumps({
                 'format': FORMAT, 'fingerprint': fp,

@@ -123,7 +123,3 @@ def install():
         plugin, func = PATCHES[name]
         __import__(plugin)
         getattr(sys.modules[plugin], func)(sys.modules[name])
-
-
-def is_installed():
-    return any(isinstance(f, SnntbAdaptiveFinder) for f in sys.meta_path)

@@ -1,9 +1,9 @@
 """Run one model under several settings, parsing and normalising once.
 
 SNN-TB's ``run_pipeline`` parses, normalises, converts and simulates for one
-config. To compare settings fairly (and quickly) a session does SNN-TB's parse
-and normalisation once, then builds one spiking network per setting from the
-same parsed, normalised model:
+config. To compare settings fairly (and quickly) a session runs the stages of
+:mod:`snntb_adaptive.pipeline` up to Phase 1 once, then builds one spiking
+network per setting from the same parsed, normalised model:
 
 * ``stock``: SNN-TB's own ``temporal_mean_rate`` INI simulator, unmodified;
   accuracy per step is recorded from its output (it does not report spikes
@@ -18,7 +18,8 @@ Every setting writes ``results.json`` into its own log folder
 import configparser
 import os
 
-from snntb_adaptive.registration import ensure_legacy_keras, install
+from snntb_adaptive import pipeline
+from snntb_adaptive.errors import ConfigError
 
 STOCK = 'stock'
 
@@ -45,7 +46,6 @@ def parse_setting(text):
     keys = {}
     for p in parts[1:]:
         if '=' not in p:
-            from snntb_adaptive.config import ConfigError
             raise ConfigError("setting {!r}: {!r} is not KEY=VALUE".format(
                 text, p))
         k, v = p.split('=', 1)
@@ -59,18 +59,15 @@ class Session:
     def __init__(self, config_path, log_root=None, overrides=None):
         """``overrides``: ``{(section, key): value}`` applied to the config
         file's values, before SNN-TB's checks (the file is not changed)."""
-        install()
-        ensure_legacy_keras()
-        from snntoolbox.bin.utils import update_setup
         config_path = os.path.abspath(config_path)
         if overrides:
             copy = self._with_overrides(config_path, overrides)
             try:
-                self.config = update_setup(copy)
+                self.config = pipeline.validate(copy)
             finally:
                 os.remove(copy)
         else:
-            self.config = update_setup(config_path)
+            self.config = pipeline.validate(config_path)
         self.log_root = log_root or os.path.dirname(
             self.config.get('paths', 'log_dir_of_current_run'))
         self.parsed = None
@@ -101,19 +98,9 @@ class Session:
         return path
 
     def prepare(self):
-        """SNN-TB's load -> parse -> normalise, once."""
-        from snntoolbox.conversion.utils import normalize_parameters
-        from snntoolbox.datasets.utils import get_dataset
-        from snntoolbox.parsing.model_libs import keras_input_lib
-        cfg = self.config
-        normset, self.testset = get_dataset(cfg)
-        model = keras_input_lib.load(cfg.get('paths', 'path_wd'),
-                                     cfg.get('paths', 'filename_ann'))['model']
-        parser = keras_input_lib.ModelParser(model, cfg)
-        parser.parse()
-        self.parsed = parser.build_parsed_model()
-        if cfg.getboolean('tools', 'normalize'):
-            normalize_parameters(self.parsed, cfg, **normset)
+        """The parse and Phase-1 stages, once."""
+        prepared = pipeline.prepare(self.config)
+        self.parsed, self.testset = prepared.parsed, prepared.testset
         return self
 
     def setting_config(self, label, preset, keys):
@@ -133,10 +120,7 @@ class Session:
             overrides[('adaptive_threshold', 'scope')] = ''
             for k, v in keys.items():
                 overrides[('adaptive_threshold', k)] = v
-        cfg = copy_config(self.config, overrides)
-        os.makedirs(cfg.get('paths', 'log_dir_of_current_run'),
-                    exist_ok=True)
-        return cfg
+        return copy_config(self.config, overrides)
 
     def build(self, setting, label=None):
         """The plugin's spiking network for one (non-stock) setting, built
@@ -152,9 +136,7 @@ class Session:
         cfg = self.setting_config(label, name, keys)
         settings_from_config(cfg)  # validates
         check_snntb_options(cfg)
-        from snntb_adaptive.target_sim import SNN
-        snn = SNN(cfg)
-        snn.build(self.parsed, **self.testset)
+        snn = pipeline.build(cfg, self.parsed, self.testset)
         self._snns[setting, label] = snn
         return snn
 
@@ -179,7 +161,6 @@ class Session:
         b = sample // bs
         x = self.testset['x_test'][b * bs:(b + 1) * bs]
         if len(x) < bs:
-            from snntb_adaptive.config import ConfigError
             raise ConfigError("sample {} is not in a full batch of the test "
                               "set".format(sample))
         snn.reset(0)
@@ -189,37 +170,30 @@ class Session:
         return spikes
 
     def _run_stock(self, cfg):
+        """SNN-TB's own simulator through the simulate and record stages
+        (accuracy per step only: it reports no per-layer spikes or
+        thresholds)."""
         import numpy as np
-        from snntoolbox.simulation.target_simulators import \
-            INI_temporal_mean_rate_target_sim as stock_sim
-        from snntb_adaptive.metrics import RunRecorder, write_results
-        from snntb_adaptive.normalisation import spiking_layers
-        from snntb_adaptive.target_sim import (common_run_settings,
-                                               run_batches)
-        snn = stock_sim.SNN(cfg)
-        snn.build(self.parsed, **self.testset)
-        rows = [{'name': lay.name, 'type': lay.__class__.__name__,
-                 'neurons': int(np.prod(lay.output_shape[1:]))}
-                for lay in spiking_layers(self.parsed, cfg)]
-        recorder = RunRecorder(rows, snn._num_timesteps, snn.top_k,
-                               snn.num_classes)
+        from snntb_adaptive.metrics import RunRecorder
+        from snntb_adaptive.network import layer_rows
+        snn = pipeline.build(cfg, self.parsed, self.testset)
+        recorder = RunRecorder(layer_rows(self.parsed, cfg),
+                               snn._num_timesteps, snn.top_k, snn.num_classes)
 
         def simulate(x_b, truth):
             counts = snn.simulate(x_b_l=x_b, truth_b=truth)
             return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
                     None)
 
-        seconds = run_batches(simulate, snn.reset, self.parsed,
-                              self.testset['x_test'], self.testset['y_test'],
-                              snn.batch_size,
-                              cfg.getint('simulation', 'num_to_test'),
-                              recorder)
+        seconds = pipeline.simulate(
+            simulate, snn.reset, self.parsed, self.testset['x_test'],
+            self.testset['y_test'], snn.batch_size,
+            cfg.getint('simulation', 'num_to_test'), recorder)
         settings = {'preset': STOCK,
                     'simulator': 'SNN-TB temporal_mean_rate',
-                    **common_run_settings(snn)}
-        results = recorder.results(settings, seconds)
-        write_results(cfg.get('paths', 'log_dir_of_current_run'), results)
-        return results
+                    **pipeline.run_settings(snn)}
+        return pipeline.record(cfg.get('paths', 'log_dir_of_current_run'),
+                               recorder, settings, seconds)
 
 
 def summary_row(name, res, steps):

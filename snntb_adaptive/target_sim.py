@@ -5,25 +5,23 @@ Served to SNN-TB as
 It is SNN-TB's ``INI_temporal_mean_rate_target_sim.SNN`` (same model building,
 weight transfer and bias handling) with
 
-* layers from :mod:`snntb_adaptive.layers`, each told its ``V_init``,
-  ``V_max``, update rule and scope before it is built;
+* layers from :mod:`snntb_adaptive.layers`, each given its
+  :class:`~snntb_adaptive.dynamics.NeuronParams` (``V_init``, ``V_max``,
+  update rule, scope) and step function before it is built;
 * a simulation loop that runs all time steps of a batch in one compiled
   TensorFlow loop with the network state as loop variables and the input
   current's constant first-layer impulse computed once (``loop = 'graph'``,
   the default), or one compiled call of the Keras model per step with the
   state in the layers' variables, as SNN-TB does (``loop = 'step'``, the
-  reference path); both give identical spikes (tested). In the compiled
-  loop each spiking layer's step is the fused op of
-  :mod:`snntb_adaptive.kernel` (``kernel = auto | fused``) or the TensorFlow
+  reference path); both give identical spikes (tested). On both paths each
+  spiking layer's step is the fused op of :mod:`snntb_adaptive.kernel`
+  (``kernel = auto | fused``, for the rules it implements) or the TensorFlow
   ops of :mod:`snntb_adaptive.dynamics` (``kernel = tf``), again with
   identical results;
-* a ``run`` that records the paper's metrics for every batch and writes
-  ``results.json`` (see :mod:`snntb_adaptive.metrics`).
+* a ``run`` that goes through the simulate and record stages of
+  :mod:`snntb_adaptive.pipeline` (the paper's metrics, durable progress,
+  ``results.json``).
 """
-
-import os
-import sys
-import time
 
 from snntb_adaptive.registration import ensure_legacy_keras
 
@@ -34,43 +32,15 @@ import tensorflow as tf  # noqa: E402
 from snntoolbox.simulation.target_simulators import \
     INI_temporal_mean_rate_target_sim as tmr_sim  # noqa: E402
 
-from snntb_adaptive import kernel  # noqa: E402
+from snntb_adaptive import kernel, network, pipeline  # noqa: E402
 from snntb_adaptive import layers as at_layers  # noqa: E402
-from snntb_adaptive.config import (SECTION, ConfigError,  # noqa: E402
-                                   settings_from_config)
-from snntb_adaptive.dynamics import input_max  # noqa: E402
-from snntb_adaptive.metrics import RunRecorder, topk_correct  # noqa: E402
-from snntb_adaptive.progress import (Progress, fingerprint,  # noqa: E402
-                                     rss_mb)
-
-UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
-
-
-def check_layer(layer):
-    """The adaptive class for a parsed-model layer, and its type; a
-    :class:`ConfigError` names a layer type or activation that cannot be
-    simulated with the adaptive threshold and what to change."""
-    from snntoolbox.parsing.utils import get_type
-    layer_type = get_type(layer)
-    cls = getattr(at_layers, 'Spike' + layer_type, None)
-    if cls is None:
-        raise ConfigError(
-            "Layer {} of type {} cannot be converted with spike_code = "
-            "adaptive_threshold. Supported layers: {}, and Flatten, Reshape, "
-            "ZeroPadding2D, Concatenate. Replace the layer in the model."
-            "".format(layer.name, layer_type, ', '.join(sorted(
-                c[len('Spike'):] for c in at_layers.SPIKING_CLASSES))))
-    activation = getattr(layer, 'activation', None)
-    activation = str(getattr(activation, '__name__', activation))
-    if activation in UNSUPPORTED_ACTIVATIONS or '_Q' in activation:
-        hint = (" Set [conversion] softmax_to_relu = True (or give the model "
-                "a linear output layer)." if activation == 'softmax'
-                else " Use ReLU or linear activations.")
-        raise ConfigError(
-            "Layer {} has activation {!r}, which cannot be combined with "
-            "spike_code = adaptive_threshold: SNN-TB's INI simulator would "
-            "fire it by its own rule.{}".format(layer.name, activation, hint))
-    return cls, layer_type
+from snntb_adaptive.config import SECTION, settings_from_config  # noqa: E402
+from snntb_adaptive.dynamics import (NeuronParams, get_rule,  # noqa: E402
+                                     input_max)
+from snntb_adaptive.errors import ConfigError  # noqa: E402
+from snntb_adaptive.log import log  # noqa: E402
+from snntb_adaptive.metrics import RunRecorder  # noqa: E402
+from snntb_adaptive.progress import Progress, fingerprint  # noqa: E402
 
 
 class SNN(tmr_sim.SNN):
@@ -89,6 +59,7 @@ class SNN(tmr_sim.SNN):
         self._batch_fn = None
         self._step_fn = None
         self.kernel = None        # 'fused' or 'tf', chosen in build()
+        self._kernel_fn = None
         self.recorder = None
         self.results = None       # results.json content after run()
 
@@ -96,32 +67,31 @@ class SNN(tmr_sim.SNN):
     # Building
 
     def build(self, parsed_model, **kwargs):
-        from snntb_adaptive.normalisation import spiking_layers
-        n = len(spiking_layers(parsed_model, self.config))
+        n = len(network.spiking_layers(parsed_model, self.config))
         self._etas = self.settings.eta_per_layer(n)
         self.set_kernel(self.settings.kernel)
         if self.settings.precision == 'bfloat16' and \
                 not kernel.cpu_has_bfloat16():
-            print("snntb-adaptive: this CPU reports no bfloat16 instructions "
-                  "(avx512_bf16, amx_bf16): precision = bfloat16 will be "
-                  "emulated and slower than float32.")
+            log.warning("this CPU reports no bfloat16 instructions "
+                        "(avx512_bf16, amx_bf16): precision = bfloat16 will "
+                        "be emulated and slower than float32.")
         super().build(parsed_model, **kwargs)
 
     def set_kernel(self, choice):
-        """Use the fused step kernel or TensorFlow ops in the compiled loop
-        (``choice``: ``auto``, ``fused`` or ``tf``, as the ``kernel`` key).
-        May be called again after :meth:`build`."""
+        """Use the fused step kernel or TensorFlow ops (``choice``: ``auto``,
+        ``fused`` or ``tf``, as the ``kernel`` key). May be called again
+        after :meth:`build`."""
         try:
-            self.kernel, note = kernel.resolve(choice)
+            self.kernel, note = kernel.resolve(choice, self.settings.update)
         except kernel.KernelUnavailable as e:
             raise ConfigError(
                 "[adaptive_threshold] kernel = fused, but the fused step "
-                "kernel cannot be built: {}. Install a C++ compiler (g++), or "
-                "set kernel = auto (falls back to TensorFlow ops) or tf."
-                "".format(e)) from None
+                "kernel cannot run: {}. Install a C++ compiler (g++) if it is "
+                "missing, or set kernel = auto (falls back to TensorFlow ops) "
+                "or tf.".format(e)) from None
         if note:
-            print(note)
-        self._kernel_fn = kernel.if_step if self.kernel == 'fused' \
+            log.warning(note)
+        self._kernel_fn = kernel.fused_step if self.kernel == 'fused' \
             else kernel.tf_step
         for lay in self._spiking:
             lay.step_fn = self._kernel_fn
@@ -129,7 +99,8 @@ class SNN(tmr_sim.SNN):
 
     def add_layer(self, layer):
         from snntoolbox.parsing.utils import get_inbound_layers_with_params
-        cls, layer_type = check_layer(layer)
+        layer_type = network.check_layer(layer)
+        cls = getattr(at_layers, 'Spike' + layer_type)
         inbound = layer._inbound_nodes[0].inbound_layers
         if not isinstance(inbound, (list, tuple)):
             inbound = [inbound]
@@ -143,20 +114,20 @@ class SNN(tmr_sim.SNN):
         spike_layer.activation_str = activation
         spike_layer.is_first_spiking = \
             len(get_inbound_layers_with_params(layer)) == 0
-        if cls.__name__ in at_layers.SPIKING_CLASSES:
-            index = len(self._spiking)
-            eta = self._etas[index]
-            is_output = layer is self.parsed_model.layers[-1]
-            spike_layer.threshold_params = at_layers.ThresholdParams(
+        if layer_type in at_layers.SPIKING_CLASSES:
+            eta = self._etas[len(self._spiking)]
+            spike_layer.neuron_params = NeuronParams(
                 update=self.settings.update, scope=self.settings.scope,
-                v_init=eta * self.v_max, v_max=self.v_max,
-                record_input=is_output and self.settings.readout == 'membrane')
+                v_init=eta * self.v_max, v_max=self.v_max)
+            spike_layer.record_input = (
+                layer is self.parsed_model.layers[-1] and
+                self.settings.readout == 'membrane')
             spike_layer.step_fn = self._kernel_fn
             self._spiking.append(spike_layer)
-            neurons = int(np.prod(layer.output_shape[1:]))
             self._layer_rows.append({
-                'name': layer.name, 'type': layer_type, 'neurons': neurons,
-                'eta': eta, 'v_init': eta * self.v_max})
+                'name': layer.name, 'type': layer_type,
+                'neurons': network.neurons(layer), 'eta': eta,
+                'v_init': eta * self.v_max})
         self._spiking_layers[layer.name] = spike_layer(inbound)
 
     def compile(self):
@@ -211,7 +182,6 @@ class SNN(tmr_sim.SNN):
 
     def _make_functions(self):
         num_steps = self._num_timesteps
-        dt = self._dt
         spiking = self._spiking
         membrane = self.settings.readout == 'membrane'
         input_name, plan, constant, const_impulse = self._plan()
@@ -231,9 +201,9 @@ class SNN(tmr_sim.SNN):
                     fixed[layer.name] = layer.call(gather(fixed, names))
                 elif k in const_impulse:
                     impulses[k], _ = layer.impulse_of(gather(fixed, names),
-                                                      ())
-                    p = layer.threshold_params
-                    if p.update != 'none':
+                                                      None)
+                    p = layer.neuron_params
+                    if get_rule(p.update).uses_input_max:
                         maxima[k] = input_max(impulses[k], p.scope)
             # precision = bfloat16: the weights of the layers that take it,
             # cast once per batch.
@@ -272,8 +242,8 @@ class SNN(tmr_sim.SNN):
                     new_state[k] = st
                     outputs[layer.name] = out = spikes
                     counts.append(count)
-                    thetas.append(tf.broadcast_to(st[1], [batch]))
-                readout = new_state[-1][2] if membrane else out
+                    thetas.append(tf.broadcast_to(st.neuron.theta, [batch]))
+                readout = new_state[-1].input_sum if membrane else out
                 tas = (tas[0].write(i, readout),
                        tas[1].write(i, tf.stack(counts, axis=1)),
                        tas[2].write(i, tf.stack(thetas, axis=1)))
@@ -375,14 +345,17 @@ class SNN(tmr_sim.SNN):
     # Run
 
     def run_settings(self):
+        """The settings recorded in ``results.json``."""
         return {**self.settings.as_dict(),
                 'eta_per_layer': list(self._etas),
-                **common_run_settings(self), 'loop': self.loop,
-                'kernel': self.kernel if self.loop == 'graph' else 'tf'}
+                **pipeline.run_settings(self), 'loop': self.loop,
+                'kernel': self.kernel}
 
     def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
+        """SNN-TB's ``run``: the simulate and record stages of
+        :mod:`snntb_adaptive.pipeline` on the test set, with durable progress
+        (and ``resume``). Returns the final top-1 accuracy."""
         from snntoolbox.simulation.utils import get_samples_from_list
-        from snntb_adaptive.metrics import write_results
 
         if not self.is_built:
             raise ConfigError(
@@ -405,8 +378,8 @@ class SNN(tmr_sim.SNN):
 
         num_to_test = self.config.getint('simulation', 'num_to_test')
         settings = self.run_settings()
-        num_batches = min(num_to_test, len(x_test)) // self.batch_size
-        n = num_batches * self.batch_size
+        n = pipeline.num_batches(num_to_test, len(x_test),
+                                 self.batch_size) * self.batch_size
         # How it is computed (loop, kernel) does not change what: a run may
         # be resumed with another.
         fp = fingerprint({k: v for k, v in settings.items()
@@ -420,91 +393,14 @@ class SNN(tmr_sim.SNN):
                 "[adaptive_threshold] resume = True needs [simulation] "
                 "reset_between_nth_sample = 1 (with state carried across "
                 "batches, skipped batches cannot be replayed).")
-        progress = Progress(log_dir, fp, resume, num_batches)
+        progress = Progress(log_dir, fp, resume, n // self.batch_size)
         try:
-            seconds = run_batches(simulate, self.reset, self.parsed_model,
-                                  x_test, y_test, self.batch_size,
-                                  num_to_test, self.recorder, progress)
+            seconds = pipeline.simulate(simulate, self.reset,
+                                        self.parsed_model, x_test, y_test,
+                                        self.batch_size, num_to_test,
+                                        self.recorder, progress)
         finally:
             progress.close()
-        results = self.recorder.results(settings, seconds)
-        self.results = results
-        path = write_results(log_dir, results)
-        print("\nsnntb-adaptive: accuracy top-1 {:.2%} (ANN {:.2%}) on {} "
-              "samples; convergence step {}; firing rate {:.4f}.\nResults "
-              "written to {}".format(
-                  results['final_accuracy_top1'],
-                  results['ann_accuracy_top1'], results['num_samples'],
-                  results['convergence_step'], results['firing_rate'], path))
-        return results['final_accuracy_top1']
-
-
-def common_run_settings(snn):
-    """The ``results.json`` settings every INI simulator run has (the
-    plugin's, or SNN-TB's own ``snn``)."""
-    cfg = snn.config
-    return {
-        'v_max': cfg.getfloat('cell', 'v_thresh'),
-        'duration': snn._duration,
-        'dt': snn._dt,
-        'batch_size': snn.batch_size,
-        'num_to_test': cfg.getint('simulation', 'num_to_test'),
-        'top_k': snn.top_k,
-        'model_file': os.path.join(cfg.get('paths', 'path_wd'),
-                                   cfg.get('paths', 'filename_ann') + '.h5'),
-        'normalize': cfg.getboolean('tools', 'normalize'),
-        'percentile': cfg.getfloat('normalization', 'percentile'),
-        'reset_between_nth_sample': cfg.getint('simulation',
-                                               'reset_between_nth_sample'),
-    }
-
-
-def run_batches(simulate, reset, parsed_model, x_test, y_test, batch_size,
-                num_to_test, recorder, progress=None, out=None):
-    """Simulate ``x_test`` batch by batch into ``recorder``, evaluating the
-    ANN on the same batches; print progress. Returns the wall time.
-
-    ``simulate(x_batch, truth)`` returns ``(scores (T,B,C), counts,
-    thetas)``;
-    ``reset(batch_index)`` is SNN-TB's reset after each batch. With a
-    :class:`~snntb_adaptive.progress.Progress`, batches it holds already are
-    taken from it (in batch order, so sums are formed as in an uninterrupted
-    run) and each new batch is appended to it durably.
-    """
-    num_batches = min(num_to_test, len(x_test)) // batch_size
-    if num_batches == 0:
-        raise ConfigError(
-            "Fewer test samples ({}) than one batch ({}). Lower [simulation] "
-            "batch_size or add samples.".format(min(num_to_test, len(x_test)),
-                                                batch_size))
-    out = out or sys.stdout
-    started = time.time()
-    done_before = progress.done if progress is not None else {}
-    simulated = 0
-    for b in range(num_batches):
-        if b in done_before:
-            recorder.add_record(done_before[b])
-            continue
-        t0 = time.time()
-        sl = slice(b * batch_size, (b + 1) * batch_size)
-        x_b, y_b = x_test[sl], y_test[sl]
-        truth = np.argmax(y_b, axis=1)
-        scores, counts, thetas = simulate(x_b, truth)
-        ann = np.asarray(parsed_model.predict_on_batch(x_b))
-        rec = recorder.add_batch(
-            truth, scores, counts, thetas,
-            ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
-            ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
-        reset(b)
-        if progress is not None:
-            progress.append(b, rec, seconds=round(time.time() - t0, 4),
-                            rss_mb=rss_mb())
-        simulated += 1
-        done, elapsed = b + 1, time.time() - started
-        out.write("batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
-                  "{:.1f} s left\n".format(
-                      done, num_batches, recorder.running_accuracy(),
-                      recorder.num_steps / max(time.time() - t0, 1e-9),
-                      elapsed, elapsed / simulated * (num_batches - done)))
-        out.flush()
-    return time.time() - started
+        self.results = pipeline.record(log_dir, self.recorder, settings,
+                                       seconds)
+        return self.results['final_accuracy_top1']

@@ -3,7 +3,6 @@ helpers that run SNN-TB's own parse -> normalise -> build steps in-process."""
 
 import os
 import shutil
-import sys
 
 os.environ['TF_USE_LEGACY_KERAS'] = '1'
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -11,13 +10,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from snntb_adaptive import registration  # noqa: E402
+from snntb_adaptive import pipeline, registration  # noqa: E402
 
 registration.install()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS_MODEL = os.path.join(ROOT, 'models', 'digits_cnn.h5')
-SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
 
 BASE_INI = """
 [paths]
@@ -75,35 +73,20 @@ def make_workdir(tmp, model_path=DIGITS_MODEL, num_test=40, num_norm=300):
 
 
 def setup(config_path):
-    """SNN-TB's ``update_setup`` (with the plugin's hooks)."""
-    from snntoolbox.bin.utils import update_setup
-    return update_setup(config_path)
+    """The validate stage: SNN-TB's ``update_setup`` with the plugin's
+    hooks."""
+    return pipeline.validate(config_path)
 
 
 def parse_and_normalise(config, model=None):
-    """SNN-TB's own parse -> normalise, as ``run_pipeline`` does it.
-    Returns ``(parsed_model, testset)``."""
-    from snntoolbox.conversion.utils import normalize_parameters
-    from snntoolbox.datasets.utils import get_dataset
-    from snntoolbox.parsing.model_libs import keras_input_lib
-    normset, testset = get_dataset(config)
-    if model is None:
-        model = keras_input_lib.load(config.get('paths', 'path_wd'),
-                                     config.get('paths', 'filename_ann'))[
-            'model']
-    parser = keras_input_lib.ModelParser(model, config)
-    parser.parse()
-    parsed = parser.build_parsed_model()
-    if config.getboolean('tools', 'normalize'):
-        normalize_parameters(parsed, config, **normset)
-    return parsed, testset
+    """The parse and Phase-1 stages. Returns ``(parsed_model, testset)``."""
+    prepared = pipeline.prepare(config, model)
+    return prepared.parsed, prepared.testset
 
 
 def build_snn(config, parsed, testset=None):
-    from snntoolbox.bin.utils import import_target_sim
-    snn = import_target_sim(config).SNN(config)
-    snn.build(parsed, **(testset or {}))
-    return snn
+    """The build stage."""
+    return pipeline.build(config, parsed, testset)
 
 
 @pytest.fixture(scope='session')
@@ -115,14 +98,6 @@ def digits_dir(tmp_path_factory):
 def digits_data():
     from snntb_adaptive import data
     return data.load_digits()
-
-
-def python_exe():
-    return sys.executable
-
-
-def shared_path(*parts):
-    return os.path.join(SHARED, *parts)
 
 
 def assert_spikes_equal(a, b, what=''):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import DIGITS_MODEL, make_workdir, setup, write_config
-from snntb_adaptive.config import ConfigError
-from snntb_adaptive.data import DataError
+from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.errors import DataError
 
 
 @pytest.fixture

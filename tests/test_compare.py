@@ -20,7 +20,7 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
     out = tmp_path / 'cmp'
     assert main(['compare', cfg, '--settings', 'stock,paper,authors_code',
                  '--eta', '0.6,0.8', '--steps', '10,20', '--out', str(out),
-                 '--reference', str(ref), '--raster-layer', '3']) == 0
+                 '--reference', str(ref), '--raster-layer', '2']) == 0
     with open(out / 'summary.csv') as f:
         rows = list(csv.DictReader(f))
     names = [r['setting'] for r in rows]
@@ -35,6 +35,9 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
                 'fig4_2Conv2D_4x4x32.png'):
         data = (out / png).read_bytes()
         assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000, png
+    # one folder per setting, none for the stock twin of Fig. 4
+    assert sorted(os.listdir(out / 'runs')) == sorted(
+        r['setting'].replace(' ', '_') for r in rows)
     with open(out / 'runs' / 'paper_eta_scale=0.6' / 'results.json') as f:
         res = json.load(f)
     assert res['settings']['eta_per_layer'] == [0.6] * 6
@@ -51,6 +54,28 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'batch 2/2' in printed and 'steps/s' in printed and 'left' in \
         printed
+
+
+def test_raster_layer_by_name_index_or_auto(digits_dir):
+    """--raster-layer takes SNN-TB's layer name or the index that starts
+    it; 'auto' is the second layer with weights; anything else is refused
+    with the list of spiking layers."""
+    from conftest import parse_and_normalise, setup
+    from snntb_adaptive.compare import raster_layer_index
+    from snntb_adaptive.errors import ConfigError
+    cfg = setup(write_config(digits_dir, name='raster.ini', label='raster'))
+    parsed, _ = parse_and_normalise(cfg)
+    names = [lay.name for lay in parsed.layers[1:]]
+    assert names[2] == '2Conv2D_4x4x32' and names[1].startswith('1Average')
+    assert raster_layer_index(parsed, cfg, '2') == (2, '2Conv2D_4x4x32')
+    assert raster_layer_index(parsed, cfg, '2Conv2D_4x4x32') == \
+        (2, '2Conv2D_4x4x32')
+    assert raster_layer_index(parsed, cfg, 'auto') == (2, '2Conv2D_4x4x32')
+    flatten = [n for n in names if 'Flatten' in n][0]
+    for bad in (flatten, '99', 'conv'):
+        with pytest.raises(ConfigError, match='not a spiking layer.*'
+                           '0Conv2D'):
+            raster_layer_index(parsed, cfg, bad)
 
 
 def test_compare_rejects_unknown_setting(digits_dir, tmp_path, capsys):

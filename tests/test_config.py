@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, setup, write_config
-from snntb_adaptive.config import (ConfigError, Settings, parse_eta,
+from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.config import (Settings, parse_eta,
                                    settings_from_mapping)
 
 AT_CASES = [
@@ -148,7 +150,7 @@ def test_softmax_output_fails_before_normalisation(tmp_path):
 
 
 def test_unsupported_layer_type_named():
-    from snntb_adaptive.target_sim import check_layer
+    from snntb_adaptive.network import check_layer
 
     class SparseConv2D:
         name = '03SparseConv2D_4x4x8'
@@ -159,3 +161,32 @@ def test_unsupported_layer_type_named():
     msg = str(e.value)
     assert 'SparseConv2D' in msg and 'Supported layers: AveragePooling2D' \
         in msg and 'Replace the layer' in msg
+
+
+def test_a_registered_rule_is_a_valid_update(digits_dir):
+    """A rule added to dynamics.RULES is accepted by the configuration and
+    runs the whole network on TensorFlow ops under kernel = auto (the fused
+    op does not implement it)."""
+    import tensorflow as tf
+    from conftest import build_snn, parse_and_normalise
+    from snntb_adaptive import dynamics
+    with pytest.raises(ConfigError, match="update = 'halfway'"):
+        settings_from_mapping({'update': 'halfway'})
+
+    @dynamics.rule('halfway')
+    def halfway(theta, z, v_init, v_max):
+        return theta + (tf.minimum(tf.maximum(theta, z), v_max) - theta) / 2
+    try:
+        assert settings_from_mapping({'update': 'halfway'}).update == \
+            'halfway'
+        cfg = setup(write_config(
+            digits_dir, name='halfway.ini', label='halfway',
+            extra='\n[adaptive_threshold]\nupdate = halfway\n'))
+        parsed, testset = parse_and_normalise(cfg)
+        snn = build_snn(cfg, parsed, testset)
+        assert snn.kernel == 'tf'
+        _, _, thetas = snn.simulate_batch(testset['x_test'][:10])
+        # theta moves, and differs from the clamp rule's
+        assert len(np.unique(thetas[:, :, 1])) > 2
+    finally:
+        del dynamics.RULES['halfway']

@@ -13,12 +13,16 @@ from snntb_adaptive import dynamics  # noqa: E402
 V_INIT, V_MAX = 0.7, 1.0
 
 
+def _params(update, scope='batch'):
+    return dynamics.NeuronParams(update, scope, V_INIT, V_MAX)
+
+
 def _trace(update, zs, theta0=V_INIT):
     theta = tf.constant(theta0, tf.float32)
     out = []
     for z in zs:
         theta = dynamics.update_threshold(theta, tf.constant(z, tf.float32),
-                                          V_INIT, V_MAX, update)
+                                          _params(update))
         out.append(float(theta))
     return np.array(out)
 
@@ -64,7 +68,7 @@ def test_input_max_scopes():
     with pytest.raises(ValueError, match='scope'):
         dynamics.input_max(imp, 'layer')
     with pytest.raises(ValueError, match='update'):
-        dynamics.update_threshold(0., 0., 0., 1., 'grow')
+        dynamics.update_threshold(0., 0., _params('grow'))
 
 
 def test_fire_resets_by_subtracting_v_max():
@@ -82,8 +86,33 @@ def test_update_before_firing_in_same_step():
     """SPEC: the threshold update happens before the firing decision."""
     mem = tf.zeros([1, 3])
     imp = tf.constant([[0.75, 0.8, 0.2]])
-    spikes, _, theta, _ = dynamics.layer_step(mem, tf.constant([0.7]), imp,
-                                           0.7, 1.0, 'clamp', 'sample')
-    assert float(theta[0]) == pytest.approx(0.8)
+    step = dynamics.neuron_step(
+        _params('clamp', 'sample'),
+        dynamics.NeuronState(mem, tf.constant([0.7])), imp)
+    assert float(step.state.theta[0]) == pytest.approx(0.8)
     # 0.75 would fire at 0.7 but not at the raised threshold 0.8.
-    np.testing.assert_array_equal(spikes, [[0, 1.0, 0]])
+    np.testing.assert_array_equal(step.spikes, [[0, 1.0, 0]])
+    np.testing.assert_array_equal(step.count, [1])
+
+
+def test_initial_theta_shape_follows_scope():
+    p = _params('clamp', 'sample')
+    np.testing.assert_array_equal(dynamics.initial_theta(p, 3),
+                                  np.float32([V_INIT] * 3))
+    assert dynamics.initial_theta(p._replace(scope='batch'), 3).shape == ()
+
+
+def test_a_new_rule_is_one_registered_function():
+    """A rule added to the table runs in neuron_step (and the config accepts
+    it, see test_config); the table is restored afterwards."""
+    @dynamics.rule('halfway')
+    def halfway(theta, z, v_init, v_max):
+        return theta + (tf.minimum(tf.maximum(theta, z), v_max) - theta) / 2
+    try:
+        step = dynamics.neuron_step(
+            _params('halfway', 'sample'),
+            dynamics.NeuronState(tf.zeros([2, 2]), tf.constant([0.7, 0.7])),
+            tf.constant([[0.9, 0.1], [2.0, 0.0]]))
+        np.testing.assert_allclose(step.state.theta, [0.8, 0.85])
+    finally:
+        del dynamics.RULES['halfway']

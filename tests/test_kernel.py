@@ -1,5 +1,5 @@
 """The fused step kernel (csrc/if_step.cc) against the TensorFlow ops of
-dynamics.layer_step: bit for bit, on every update rule, scope and layer
+dynamics.neuron_step: bit for bit, on every update rule, scope and layer
 shape, and through the whole compiled loop; its build, cache and fallback."""
 
 import os
@@ -13,27 +13,44 @@ import tensorflow as tf
 from conftest import build_snn, make_workdir, parse_and_normalise, setup, \
     write_config
 from snntb_adaptive import kernel
-from snntb_adaptive.config import ConfigError
+from snntb_adaptive.errors import ConfigError
 
 
-def _case(rng, shape, scope, theta_values):
+def _case(rng, shape, scope, theta_values, v_max):
     mem = rng.normal(0, 1, shape).astype(np.float32)
     imp = (rng.normal(0, 1, shape) * 0.7).astype(np.float32)
-    # Some exact ties with the threshold, and zeros.
     flat = imp.reshape(-1)
     flat[::7] = 0
     mem.reshape(-1)[::5] = 0.5 - flat[::5]
+    # Exact ties with the threshold the rules set: a neuron with mem = 0
+    # holds the largest impulse z (clamp/window raise theta to z below
+    # V_max), and in odd samples one neuron has mem = 0 and impulse V_max
+    # (z = V_max: theta = V_max).
+    imp2, mem2 = imp.reshape(shape[0], -1), mem.reshape(shape[0], -1)
+    imp2[0::2] *= np.float32(0.6 * v_max) / np.abs(imp2[0::2]).max()
+    imp2[1::2, 0] = v_max
+    mem2[1::2, 0] = 0
+    if scope == 'sample':
+        mem2[np.arange(shape[0]), imp2.argmax(1)] = 0
+    else:
+        mem2.reshape(-1)[imp2.argmax()] = 0
     theta = np.asarray(theta_values[:shape[0]] if scope == 'sample'
                        else theta_values[0], np.float32)
     return tf.constant(mem), tf.constant(imp), tf.constant(theta)
 
 
+def _step_args(mem, theta, imp, update, scope, v_max, z):
+    from snntb_adaptive.dynamics import NeuronParams, NeuronState
+    return (NeuronParams(update, scope, 0.3 * v_max, v_max),
+            NeuronState(mem, theta), imp, z)
+
+
 @tf.function
-def _in_graph(mem, theta, impulse, v_init, v_max, update, scope, z):
+def _in_graph(params, state, impulse, z):
     # mem * 1 is exact (and keeps -0): a fresh tensor TensorFlow may forward
     # to the op's new_mem output
-    return kernel.if_step(mem * 1.0, theta, impulse, v_init, v_max, update,
-                          scope, z)
+    return kernel.fused_step(params, state._replace(mem=state.mem * 1.0),
+                             impulse, z)
 
 
 SHAPES = [(5, 7, 7, 3), (4, 40000), (3, 33), (1, 40000, 2), (6, 10)]
@@ -44,35 +61,53 @@ SHAPES = [(5, 7, 7, 3), (4, 40000), (3, 33), (1, 40000, 2), (6, 10)]
 @pytest.mark.parametrize('update', ['clamp', 'window', 'none'])
 def test_fused_equals_tensorflow_ops(shape, scope, update):
     rng = np.random.default_rng(sum(shape))
+    tied = 0
     for v_max in (1.0, 0.37):
         # theta: below V_max, at V_max for some samples (clamp skips the
         # maximum there), and a value z can cross.
         for thetas in ([0.5 * v_max] * 6,
                        [v_max, 0.3 * v_max, v_max, 0.9 * v_max, v_max, 0.1]):
-            mem, imp, theta = _case(rng, shape, scope, thetas)
+            mem, imp, theta = _case(rng, shape, scope, thetas, v_max)
             z = tf.reduce_max(imp, axis=list(range(1, len(shape)))) \
                 if scope == 'sample' else tf.reduce_max(imp)
             for given in (None, z):
-                args = (mem, theta, imp, 0.3 * v_max, v_max, update, scope,
-                        given)
+                args = _step_args(mem, theta, imp, update, scope, v_max,
+                                  given)
                 want = kernel.tf_step(*args)
-                got = kernel.if_step(*args)
+                got = kernel.fused_step(*args)
                 # in a graph the membrane buffer can be updated in place
                 in_place = _in_graph(*args)
-                for name, w, g, h in zip(('spikes', 'mem', 'theta', 'count'),
-                                         want, got, in_place):
+                for name, w, g, h in (
+                        ('spikes', want.spikes, got.spikes, in_place.spikes),
+                        ('mem', want.state.mem, got.state.mem,
+                         in_place.state.mem),
+                        ('theta', want.state.theta, got.state.theta,
+                         in_place.state.theta),
+                        ('count', want.count, got.count, in_place.count)):
                     for value in (g, h):
                         np.testing.assert_array_equal(
                             value.numpy(), w.numpy(), err_msg='{} v_max={} '
                             'z={}'.format(name, v_max, given is not None))
+                if update == 'clamp':
+                    # the case holds neurons exactly at the new threshold,
+                    # which fire (v >= theta)
+                    v = (mem + imp).numpy()
+                    th = np.reshape(want.state.theta.numpy(),
+                                    (-1,) + (1,) * (len(shape) - 1))
+                    ties = v == np.broadcast_to(th, v.shape)
+                    tied += int(ties.sum())
+                    assert np.all(want.spikes.numpy()[ties] == v_max)
+    assert update != 'clamp' or tied > 0
 
 
 def test_fused_kernel_moves_the_threshold_and_fires():
     """Not a vacuous comparison: the cases above change theta and fire."""
+    from snntb_adaptive.dynamics import NeuronParams, NeuronState
     mem = tf.zeros((2, 4))
     imp = tf.constant([[0.2, 0.8, 0.1, 0.0], [0.95, 0.5, 0.6, 0.2]])
-    spikes, new_mem, theta, count = kernel.if_step(
-        mem, tf.constant([0.7, 0.7]), imp, 0.7, 1.0, 'clamp', 'sample')
+    spikes, (new_mem, theta), count = kernel.fused_step(
+        NeuronParams('clamp', 'sample', 0.7, 1.0),
+        NeuronState(mem, tf.constant([0.7, 0.7])), imp)
     np.testing.assert_allclose(theta, [0.8, 0.95])
     np.testing.assert_array_equal(spikes, [[0, 1, 0, 0], [1, 0, 0, 0]])
     np.testing.assert_array_equal(count, [1, 1])
@@ -80,12 +115,14 @@ def test_fused_kernel_moves_the_threshold_and_fires():
 
 
 def test_fused_kernel_rejects_mismatched_shapes():
+    from snntb_adaptive.dynamics import NeuronParams, NeuronState
+    p = NeuronParams('clamp', 'sample', 0.5, 1.0)
     with pytest.raises(tf.errors.InvalidArgumentError, match='differ'):
-        kernel.if_step(tf.zeros((2, 3)), tf.zeros([2]), tf.zeros((2, 4)), 0.5,
-                       1.0, 'clamp', 'sample')
+        kernel.fused_step(p, NeuronState(tf.zeros((2, 3)), tf.zeros([2])),
+                          tf.zeros((2, 4)))
     with pytest.raises(tf.errors.InvalidArgumentError, match='theta'):
-        kernel.if_step(tf.zeros((2, 3)), tf.zeros([3]), tf.zeros((2, 3)), 0.5,
-                       1.0, 'clamp', 'sample')
+        kernel.fused_step(p, NeuronState(tf.zeros((2, 3)), tf.zeros([3])),
+                          tf.zeros((2, 3)))
 
 
 def test_library_is_cached_and_rebuilt_when_damaged(tmp_path):
@@ -116,20 +153,30 @@ def test_auto_falls_back_and_fused_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv('SNNTB_ADAPTIVE_CACHE', str(tmp_path))
     monkeypatch.setenv('CXX', 'no-such-compiler')
     monkeypatch.setattr(kernel, '_state', {})
-    used, note = kernel.resolve('auto')
+    used, note = kernel.resolve('auto', 'clamp')
     assert used == 'tf' and 'no-such-compiler' in note and 'kernel = tf' in \
         note
-    assert kernel.resolve('tf') == ('tf', None)
+    assert kernel.resolve('tf', 'clamp') == ('tf', None)
     with pytest.raises(kernel.KernelUnavailable, match='no-such-compiler'):
-        kernel.resolve('fused')
+        kernel.resolve('fused', 'clamp')
     # a cache folder that cannot be written: the same fallback, and a hint
     monkeypatch.delenv('CXX')
     blocker = tmp_path / 'a-file'
     blocker.write_text('')
     monkeypatch.setenv('SNNTB_ADAPTIVE_CACHE', str(blocker / 'cache'))
     monkeypatch.setattr(kernel, '_state', {})
-    used, note = kernel.resolve('auto')
+    used, note = kernel.resolve('auto', 'clamp')
     assert used == 'tf' and 'SNNTB_ADAPTIVE_CACHE to a writable' in note
+
+
+def test_a_rule_the_fused_op_lacks_runs_on_tensorflow_ops():
+    """The fused op is an accelerator: a rule it does not implement falls
+    back to TensorFlow ops under auto, and is refused under fused."""
+    assert 'halfway' not in kernel.FUSED_RULES
+    used, note = kernel.resolve('auto', 'halfway')
+    assert used == 'tf' and "not 'halfway'" in note
+    with pytest.raises(kernel.KernelUnavailable, match='halfway'):
+        kernel.resolve('fused', 'halfway')
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,7 @@ import importlib.util
 import os
 
 from conftest import ROOT
-from snntb_adaptive.checks import CONVERTIBLE
+from snntb_adaptive.network import CONVERTIBLE
 
 
 def _module(name):

@@ -1,0 +1,95 @@
+"""The network's layer table: which layers the plugin supports, which of a
+parsed model's layers are spiking, and one row per spiking layer.
+
+One place for what used to be spelt out in several:
+
+* :data:`SPIKING_TYPES` - layer types that become adaptive-threshold neurons
+  (:mod:`snntb_adaptive.layers` has one class ``Spike<type>`` for each);
+* :data:`PASS_THROUGH_TYPES` - layer types SNN-TB keeps without neurons;
+* :data:`CONVERTIBLE` - Keras classes a model file may hold: the above, plus
+  those SNN-TB's parser absorbs or drops without changing the function;
+* :func:`spiking_layers`, :func:`layer_rows` - the spiking layers of a
+  parsed model and their table rows (name, type, neurons);
+* :func:`check_layer`, :func:`check_convertible` - a clear error for a layer
+  the adaptive threshold cannot simulate.
+
+Importing it is cheap (no TensorFlow); the functions take Keras layers.
+"""
+
+from snntb_adaptive.errors import ConfigError
+
+#: layer types with neurons, as SNN-TB's ``get_type`` names them
+SPIKING_TYPES = ('Dense', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
+                 'Conv2DTranspose', 'UpSampling2D', 'AveragePooling2D',
+                 'MaxPooling2D')
+#: layer types SNN-TB simulates without neurons
+PASS_THROUGH_TYPES = ('Flatten', 'Reshape', 'ZeroPadding2D', 'Concatenate')
+
+#: Keras classes a model file may hold: SNN-TB converts them, or absorbs them
+#: without changing the function (BatchNorm is folded into the weights, ReLU
+#: and Activation fused, Dropout etc. inactive at inference, Add turned into
+#: Concatenate plus a convolution, global average pooling into average
+#: pooling plus Flatten); SNN-TB would silently skip anything else.
+CONVERTIBLE = frozenset(SPIKING_TYPES + PASS_THROUGH_TYPES + (
+    'InputLayer', 'GlobalAveragePooling2D', 'Add', 'BatchNormalization',
+    'Activation', 'ReLU', 'Dropout', 'ActivityRegularization',
+    'GaussianNoise'))
+
+#: activations SNN-TB's INI simulator fires by a rule of its own
+UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
+
+
+def spiking_layers(model, config):
+    """The layers of a parsed model that SNN-TB turns into spiking neurons,
+    in order (SNN-TB's ``is_spiking``)."""
+    from snntoolbox.simulation.utils import is_spiking
+    return [layer for layer in model.layers[1:] if is_spiking(layer, config)]
+
+
+def neurons(layer):
+    """Number of neurons of a layer (its output size per sample)."""
+    n = 1
+    for d in layer.output_shape[1:]:
+        n *= int(d)
+    return n
+
+
+def layer_rows(model, config):
+    """One row per spiking layer: ``name``, ``type`` (SNN-TB's), ``neurons``."""
+    from snntoolbox.parsing.utils import get_type
+    return [{'name': layer.name, 'type': get_type(layer),
+             'neurons': neurons(layer)}
+            for layer in spiking_layers(model, config)]
+
+
+def check_layer(layer):
+    """SNN-TB's type name of a parsed-model layer; a :class:`ConfigError`
+    names a layer type or activation that cannot be simulated with the
+    adaptive threshold and what to change."""
+    from snntoolbox.parsing.utils import get_type
+    layer_type = get_type(layer)
+    if layer_type not in SPIKING_TYPES + PASS_THROUGH_TYPES:
+        raise ConfigError(
+            "Layer {} of type {} cannot be converted with spike_code = "
+            "adaptive_threshold. Supported layers: {}, and {}. Replace the "
+            "layer in the model.".format(
+                layer.name, layer_type, ', '.join(sorted(SPIKING_TYPES)),
+                ', '.join(PASS_THROUGH_TYPES)))
+    activation = getattr(layer, 'activation', None)
+    activation = str(getattr(activation, '__name__', activation))
+    if activation in UNSUPPORTED_ACTIVATIONS or '_Q' in activation:
+        hint = (" Set [conversion] softmax_to_relu = True (or give the model "
+                "a linear output layer)." if activation == 'softmax'
+                else " Use ReLU or linear activations.")
+        raise ConfigError(
+            "Layer {} has activation {!r}, which cannot be combined with "
+            "spike_code = adaptive_threshold: SNN-TB's INI simulator would "
+            "fire it by its own rule.{}".format(layer.name, activation, hint))
+    return layer_type
+
+
+def check_convertible(model):
+    """:func:`check_layer` on every layer of a parsed model (before any
+    normalisation work)."""
+    for layer in model.layers[1:]:
+        check_layer(layer)
