@@ -1,20 +1,52 @@
 """snntb-adaptive: the adaptive threshold of Chen et al. (Neurocomputing) as a
 plugin for SNN-Toolbox 0.6.0.
 
-Module map:
+Module map (``docs/architecture.md`` says how to add a rule, a metric, a
+shim or a command):
+
+Registration with SNN-TB
 
 * :mod:`~snntb_adaptive.registration` - the meta-path finder that registers the
   plugin with an unmodified SNN-TB (installed by ``snntb_adaptive.pth``);
-* :mod:`~snntb_adaptive.compat` - shims for SNN-TB 0.6.0 on NumPy 2 / TF 2.21;
 * :mod:`~snntb_adaptive.hooks` - what is patched into which SNN-TB module;
-* :mod:`~snntb_adaptive.config` - the ``[adaptive_threshold]`` section;
-* :mod:`~snntb_adaptive.dynamics` - the threshold update, pure functions;
+* :mod:`~snntb_adaptive.compat` - shims for SNN-TB 0.6.0 on NumPy 2 / TF 2.21;
+
+The method
+
+* :mod:`~snntb_adaptive.dynamics` - typed neuron state, the update rules and
+  one step, pure functions of tensors (read it next to ``docs/spec.md``);
+* :mod:`~snntb_adaptive.kernel` - the fused C++ step op, same results;
 * :mod:`~snntb_adaptive.layers` - the Keras spiking layers;
-* :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook;
-* :mod:`~snntb_adaptive.target_sim` - the INI target simulator and its run;
-* :mod:`~snntb_adaptive.metrics` - accuracy per step, Eq. 7, Eq. 8, results;
+* :mod:`~snntb_adaptive.network` - supported layers and the layer table;
+* :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook (SNN-TB's scale
+  factors, streaming; ``V_init = eta * V_max``);
+* :mod:`~snntb_adaptive.target_sim` - the INI target simulator;
+
+The pipeline and its inputs
+
+* :mod:`~snntb_adaptive.pipeline` - the stages in order: validate, parse,
+  Phase 1, build, simulate, record;
+* :mod:`~snntb_adaptive.config` - the ``[adaptive_threshold]`` section;
+* :mod:`~snntb_adaptive.checks` - input checks before any work;
 * :mod:`~snntb_adaptive.data` - data sets and SNN-TB data folders;
-* :mod:`~snntb_adaptive.cli` - ``python -m snntb_adaptive``.
+* :mod:`~snntb_adaptive.keras3` - Keras-3 models rebuilt for tf-keras;
+* :mod:`~snntb_adaptive.progress` - durable per-batch progress, resume;
+* :mod:`~snntb_adaptive.errors` - :class:`~snntb_adaptive.errors.UserError`
+  and its kinds;
+* :mod:`~snntb_adaptive.log` - library output through ``logging``;
+
+Results and tools
+
+* :mod:`~snntb_adaptive.metrics` - accuracy per step, Eq. 7, Eq. 8,
+  ``results.json``;
+* :mod:`~snntb_adaptive.plots` - accuracy, firing rates, thresholds, Fig. 4;
+* :mod:`~snntb_adaptive.session` - one model parsed and normalised once, run
+  under several settings;
+* :mod:`~snntb_adaptive.compare` - the ``compare`` and ``plot`` commands;
+* :mod:`~snntb_adaptive.demo` - the offline demo;
+* :mod:`~snntb_adaptive.bench` - the benchmark;
+* :mod:`~snntb_adaptive.cli` - ``python -m snntb_adaptive`` and the
+  ``snntb-adaptive`` command.
 
 Importing this package is cheap: it imports neither NumPy nor TensorFlow.
 """

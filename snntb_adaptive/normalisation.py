@@ -214,7 +214,10 @@ def scale_factors(model, x_norm, config, batch_size=None):
 
 
 def apply_scale_factors(model, scale_facs):
-    """Rescale weights and biases as SNN-TB's ``normalize_parameters``."""
+    """Rescale weights and biases as SNN-TB's ``normalize_parameters``, in
+    the same float operations: ``w * lambda_prev / lambda`` and ``b /
+    lambda``; a convolution fed by several layers (through Concatenate)
+    rescales each inbound layer's input channels by that layer's factor."""
     from snntoolbox.parsing.utils import get_inbound_layers_with_params
     for layer in parameter_layers(model):
         params = layer.get_weights()
@@ -222,15 +225,25 @@ def apply_scale_factors(model, scale_facs):
                              None)
         fac = 1.0 if activation == 'softmax' else scale_facs[layer.name]
         inbound = get_inbound_layers_with_params(layer)
-        if len(inbound) > 1:
-            raise DataError(
-                "layer {} has several inbound layers with parameters; the "
-                "plugin's normalisation does not handle that (nor does "
-                "SNN-TB's for Dense layers)".format(layer.name))
-        prev = scale_facs[inbound[0].name if inbound else
-                          model.layers[0].name]
-        new = [params[0] * prev / fac, params[1] / fac] + params[2:]
-        layer.set_weights(new)
+        if len(inbound) <= 1:
+            prev = scale_facs[inbound[0].name if inbound else
+                              model.layers[0].name]
+            new = [params[0] * prev / fac, params[1] / fac]
+        elif params[0].ndim == 4:
+            new = [params[0], params[1] / fac]
+            offset = 0
+            for inb in inbound:
+                channels = range(offset, offset + inb.filters)
+                new[0][:, :, channels, :] *= scale_facs[inb.name] / fac
+                offset += inb.filters
+        else:
+            raise ConfigError(
+                "layer {} (not a 2D convolution) receives the outputs of "
+                "several layers with parameters ({}); SNN-TB's normalisation "
+                "cannot rescale that. Put a Conv2D after the Concatenate, or "
+                "set [tools] normalize = False.".format(
+                    layer.name, ', '.join(inb.name for inb in inbound)))
+        layer.set_weights(new + params[2:])
 
 
 def phase1(model, config, **kwargs):
