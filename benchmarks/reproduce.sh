@@ -42,13 +42,13 @@ for part in $parts; do
         --settings paper,authors_executed --eta 0.6,0.7,0.8,0.9 \
         --set simulation.duration=200 --set simulation.num_to_test=500 \
         --set paths.runlabel=vgg7_eta --steps 25,50,100,200 \
-        --out docs/results/cifar10_vgg7_eta --raster-layer 0 ;;
+        --out docs/results/cifar10_vgg7_eta --raster-layer none ;;
     vgg7_bf16)
       timed $PY -m snntb_adaptive compare configs/cifar10_vgg7.ini \
         --settings authors_executed,authors_executed:precision=bfloat16,paper,paper:precision=bfloat16 \
         --set simulation.duration=200 --set simulation.num_to_test=500 \
         --set paths.runlabel=vgg7_bf16 --steps 25,50,100,200 \
-        --out docs/results/cifar10_vgg7_bf16 --raster-layer 0 ;;
+        --out docs/results/cifar10_vgg7_bf16 --raster-layer none ;;
     vgg19)
       timed $PY -m snntb_adaptive compare configs/cifar10_vgg19.ini \
         --settings stock,paper,authors_executed --steps 25,50,100,122,200,400 \

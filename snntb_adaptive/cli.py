@@ -270,7 +270,6 @@ def build_parser():
 def main(argv=None):
     registration.install()
     log.setup()
-    log.quiet_tensorflow()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -65,7 +65,6 @@ def patch_bin_utils(module):
 
     def update_setup_with_plugin(config_filepath):
         log.setup()
-        log.quiet_tensorflow()
         from snntb_adaptive.config import (
             check_snntb_options, format_settings, is_adaptive,
             settings_from_config)
@@ -102,6 +101,7 @@ def patch_bin_run(module):
 
     def main(filepath=None):
         log.setup()
+        log.quiet_tensorflow()
         try:
             return original(filepath)
         except UserError as e:

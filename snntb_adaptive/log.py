@@ -8,14 +8,17 @@ hooks on SNN-TB's ``snntoolbox`` command call it, a library user may install
 their own handlers instead (``logging.getLogger('snntb_adaptive')``).
 
 :func:`quiet_tensorflow` removes the messages a user cannot act on:
-TensorFlow's C++ start-up notes (``TF_CPP_MIN_LOG_LEVEL = 1`` unless the
-user set it) and the ``tf.function`` retracing warnings that SNN-TB's layers
-trigger by design (one trace per layer instance).
+TensorFlow's C++ start-up notes (written before its logging is set up, so
+``TF_CPP_MIN_LOG_LEVEL`` does not reach them: oneDNN is on, no CUDA driver
+on a CPU machine), and the ``tf.function`` retracing warnings that SNN-TB's
+layers trigger by design (one trace per layer instance). Any other line
+TensorFlow writes at start-up is passed on.
 """
 
 import logging
 import os
 import sys
+import tempfile
 
 NAME = 'snntb_adaptive'
 PREFIX = 'snntb-adaptive: '
@@ -67,11 +70,40 @@ class _NoRetracing(logging.Filter):
         return 'triggered tf.function retracing' not in record.getMessage()
 
 
+#: start-up lines of TensorFlow's C++ side that say nothing to act on
+STARTUP_NOISE = (
+    'All log messages before absl::InitializeLog() is called',
+    'oneDNN custom operations are on',
+    'Could not find cuda drivers',
+    'failed call to cuInit',
+    'TF-TRT Warning',
+    'Unable to register cu',
+    'computation_placer.cc',
+    'This TensorFlow binary is optimized to use available CPU instructions',
+    'To enable the following instructions',
+)
+
+
 def quiet_tensorflow():
-    """Hide TensorFlow's start-up notes and retracing warnings. Call before
-    TensorFlow is imported for the first part; the filter can be added any
-    time."""
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+    """Import TensorFlow (and tf-keras) with its start-up notes filtered out
+    of standard error, and drop the retracing warnings. Does nothing to the
+    import when TensorFlow is already loaded; the filter is added once."""
     tf_logger = logging.getLogger('tensorflow')
     if not any(isinstance(f, _NoRetracing) for f in tf_logger.filters):
         tf_logger.addFilter(_NoRetracing())
+    if 'tensorflow' in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices()   # the device start-up notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors='replace').splitlines():
+                if line.strip() and not any(n in line for n in STARTUP_NOISE):
+                    sys.stderr.write(line + '\n')

@@ -49,9 +49,11 @@ def validate(config_path):
     """Stage 1: SNN-TB's ``update_setup`` on ``config_path``, with the
     plugin's hooks (its checks run first, see :mod:`snntb_adaptive.hooks`).
     Returns the config."""
+    from snntb_adaptive.log import quiet_tensorflow
     from snntb_adaptive.registration import ensure_legacy_keras, install
     install()
     ensure_legacy_keras()
+    quiet_tensorflow()
     from snntoolbox.bin.utils import update_setup
     return update_setup(config_path)
 

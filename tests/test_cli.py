@@ -1,0 +1,45 @@
+"""The command line: every option of every command has a help line, and
+``--help`` works without TensorFlow being imported."""
+
+import argparse
+import subprocess
+import sys
+
+from snntb_adaptive.cli import build_parser
+
+
+def _commands():
+    parser = build_parser()
+    subs = [a for a in parser._actions
+            if isinstance(a, argparse._SubParsersAction)][0]
+    return parser, subs.choices
+
+
+def test_every_option_of_every_command_has_help():
+    parser, commands = _commands()
+    assert set(commands) == {'run', 'demo', 'compare', 'plot',
+                             'prepare-data', 'convert-keras3', 'bench'}
+    missing = []
+    for name, p in [('(main)', parser)] + sorted(commands.items()):
+        for action in p._actions:
+            if isinstance(action, (argparse._HelpAction,
+                                   argparse._SubParsersAction)):
+                continue
+            if not (action.help or '').strip():
+                missing.append('{} {}'.format(name, action.option_strings
+                                              or action.dest))
+    assert not missing, missing
+
+
+def test_help_is_complete_and_cheap():
+    code = ("import sys; from snntb_adaptive.cli import main\n"
+            "try:\n    main(['bench', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint('tensorflow' in sys.modules)")
+    p = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = ' '.join(p.stdout.split())
+    assert 'side by side with SNN-TB\'s own simulator, in one process.' in \
+        out
+    assert '--memory' in out and 'T = 1100' in out
+    assert out.strip().endswith('False')
