@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 
 from snntb_adaptive.errors import ConfigError, DataError
-from snntb_adaptive.network import CONVERTIBLE
+from snntb_adaptive.network import CONVERTIBLE, SPIKING_TYPES
 KERAS3_FIX = ("Rebuild it as a tf-keras .h5 with 'python -m snntb_adaptive "
               "convert-keras3 MODEL OUT.h5' (see the README), and point "
               "[paths] filename_ann at OUT.")
@@ -31,6 +31,71 @@ KERAS3_FIX = ("Rebuild it as a tf-keras .h5 with 'python -m snntb_adaptive "
 def model_path(config):
     return os.path.join(config.get('paths', 'path_wd'),
                         config.get('paths', 'filename_ann') + '.h5')
+
+
+def parsed_model_path(config):
+    """The parsed model SNN-TB loads when ``[tools] parse = False`` (its
+    default name as SNN-TB's ``update_setup`` sets it)."""
+    name = config.get('paths', 'filename_parsed_model') or \
+        config.get('paths', 'filename_ann') + '_parsed'
+    return os.path.join(config.get('paths', 'path_wd'), name + '.h5')
+
+
+def code_layers(model_config):
+    """Names and classes of the layers in a Keras model config (nested
+    models included) whose configuration carries code that Keras would run
+    when it loads them: ``Lambda`` layers and anything with a marshalled
+    function (``function_type``)."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            config = node.get('config')
+            if node.get('class_name') == 'Lambda' or (
+                    isinstance(config, dict) and 'function_type' in config):
+                found.append('{} ({})'.format(
+                    (config or {}).get('name', '?') if isinstance(
+                        config, dict) else '?', node.get('class_name')))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(model_config)
+    return found
+
+
+def read_model_config(path):
+    """The ``model_config`` of a Keras ``.h5``, read from its HDF5
+    attributes without deserialising anything (None when absent)."""
+    import h5py
+    try:
+        with h5py.File(path, 'r') as f:
+            raw = f.attrs.get('model_config')
+    except OSError as e:
+        raise ConfigError("model file {} cannot be read as HDF5 ({}): give "
+                          "a tf-keras .h5 model".format(path, e)) from None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("model file {}: its architecture (model_config) "
+                          "is not readable JSON ({}); save the model again "
+                          "with model.save(path)".format(path, e)) from None
+
+
+def check_no_code(path):
+    """Refuse a model file whose layers carry code, before Keras loads it
+    (loading would run that code)."""
+    config = read_model_config(path)
+    found = code_layers(config) if config is not None else []
+    if found:
+        raise ConfigError(
+            "model file {} holds layers whose code would run when it is "
+            "loaded: {}. The file was not loaded. SNN-TB cannot convert "
+            "such layers; rebuild the model without them.".format(
+                path, ', '.join(found)))
 
 
 def check_model_file(path):
@@ -57,18 +122,36 @@ def check_model_file(path):
                           "give a tf-keras .h5 model".format(path, e)) \
             from None
     with f:
-        version = str(f.attrs.get('keras_version', ''))
+        try:
+            version = str(f.attrs.get('keras_version', ''))
+            has_config = 'model_config' in f.attrs
+            has_training = 'training_config' in f.attrs
+        except OSError as e:
+            raise ConfigError(
+                "model file {}: its HDF5 attributes cannot be read ({}); "
+                "save the model again with model.save(path) in tf-keras"
+                "".format(path, e)) from None
         if version.startswith('3'):
             raise ConfigError(
                 "model file {} was saved by Keras {}; SNN-TB 0.6.0 needs a "
                 "tf-keras (Keras 2) model. {}".format(path, version,
                                                       KERAS3_FIX))
-        if 'model_config' not in f.attrs:
+        if not has_config:
             raise ConfigError(
                 "model file {} holds weights only (no architecture); save "
                 "the whole model with model.save(path) in tf-keras".format(
                     path))
-        config = json.loads(f.attrs['model_config'])
+        if not has_training:
+            raise ConfigError(
+                "model file {} was saved without its training configuration "
+                "(load_model(..., compile=False) then save), and SNN-TB's "
+                "parser reads the model's loss. Compile and save it again: "
+                "m = tf_keras.models.load_model(path, compile=False); "
+                "m.compile('sgd', 'categorical_crossentropy', ['accuracy']); "
+                "m.save(path)".format(path))
+    check_no_code(path)
+    config = read_model_config(path)
+    with h5py.File(path, 'r') as f:
         bad = []
         if 'model_weights' in f:
             f['model_weights'].visititems(
@@ -109,6 +192,10 @@ def check_model_file(path):
 
 def _load_arr0(folder, name):
     path = os.path.join(folder, name)
+    if os.path.isdir(path):
+        raise DataError("{} is a folder, not an .npz file; make the data "
+                        "folder with 'python -m snntb_adaptive "
+                        "prepare-data'".format(path))
     if not os.path.isfile(path):
         return None
     try:
@@ -119,10 +206,18 @@ def _load_arr0(folder, name):
                     "it with np.savez_compressed(path, array), or use "
                     "'python -m snntb_adaptive prepare-data'".format(
                         path, ', '.join(f.files) or 'no arrays'))
-            return f['arr_0']
-    except (OSError, ValueError) as e:
-        raise DataError("{} is not a readable .npz file ({})".format(
-            path, e)) from None
+            arr = f['arr_0']
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, TypeError, AttributeError,
+            zipfile.BadZipFile) as e:
+        raise DataError("{} is not a readable .npz file ({}); write it "
+                        "again, e.g. with 'python -m snntb_adaptive "
+                        "prepare-data'".format(path, e)) from None
+    if arr.size == 0:
+        raise DataError("{} holds no samples (shape {}); it must hold at "
+                        "least one batch".format(path, arr.shape))
+    return arr
 
 
 def _check_images(name, x, input_shape):
@@ -190,10 +285,88 @@ def check_dataset(config, info):
                 n, batch))
 
 
-def check_log_dir(config):
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux
+    ``MemAvailable``), or None where it cannot be read."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def run_memory(config, info):
+    """Bytes the per-step records of one batch take at the peak: the
+    simulator's output (T, B, C) and per-layer spikes and thresholds
+    (T, B, L) in float32, held about four times over (loop buffers, the
+    stacked tensors, NumPy copies, scores), and the run's sums (T, L) in
+    float64."""
+    steps = config.getint('simulation', 'duration')
+    batch = config.getint('simulation', 'batch_size')
+    classes = info.get('output_units') or 10
+    spiking = sum(1 for layer in info.get('layers', ())
+                  if layer.get('class_name') in SPIKING_TYPES +
+                  ('GlobalAveragePooling2D',)) or 1
+    return (4 * steps * batch * (classes + 2 * spiking) * 4 +
+            steps * (4 * spiking + 2) * 8)
+
+
+def check_memory(config, info):
+    """Refuse a run whose per-step records cannot fit in memory, before
+    parsing and normalisation."""
+    need, have = run_memory(config, info), available_memory()
+    if have is not None and need > 0.8 * have:
+        raise ConfigError(
+            "[simulation] duration = {} with batch_size = {} needs about "
+            "{:.1f} GiB for the per-step records of a batch, but {:.1f} GiB "
+            "of memory are available; lower duration or batch_size".format(
+                config.get('simulation', 'duration'),
+                config.get('simulation', 'batch_size'), need / 2 ** 30,
+                have / 2 ** 30))
+
+
+def _inside(path, folder):
+    """Whether ``path`` lies inside ``folder`` (both resolved, links
+    followed), and is not ``folder`` itself."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path != folder and os.path.commonpath([path, folder]) == folder
+
+
+def run_log_dir(config):
+    """The run's log folder, contained: ``[paths] runlabel`` must name a
+    folder inside ``<path_wd>/log/gui`` (a plain relative name, as SNN-TB
+    means it), and an explicit ``log_dir_of_current_run`` must lie inside
+    ``path_wd``; anything else is refused before anything is written."""
     path_wd = config.get('paths', 'path_wd')
-    log_dir = config.get('paths', 'log_dir_of_current_run') or os.path.join(
-        path_wd, 'log', 'gui', config.get('paths', 'runlabel'))
+    explicit = config.get('paths', 'log_dir_of_current_run')
+    if explicit:
+        if not _inside(explicit, path_wd):
+            raise ConfigError(
+                "[paths] log_dir_of_current_run = {}: outside path_wd = {}; "
+                "the run writes only inside its working folder. Leave the key "
+                "empty (the log folder is then <path_wd>/log/gui/<runlabel>) "
+                "or give a folder inside path_wd".format(explicit, path_wd))
+        return explicit
+    label = config.get('paths', 'runlabel')
+    base = os.path.join(path_wd, 'log', 'gui')
+    log_dir = os.path.join(base, label)
+    if not label.strip() or os.path.isabs(label) or not _inside(log_dir,
+                                                                base):
+        raise ConfigError(
+            "[paths] runlabel = {!r}: the run's log folder would be {}, "
+            "outside {}; give a plain name such as runlabel = my_run".format(
+                label, os.path.normpath(log_dir), base))
+    return log_dir
+
+
+def check_log_dir(config):
+    """The run's log folder: contained (:func:`run_log_dir`), writable, and
+    taken for this process (a second run on it is refused)."""
+    from snntb_adaptive.progress import lock_run_folder
+    log_dir = run_log_dir(config)
     try:
         os.makedirs(log_dir, exist_ok=True)
         probe = os.path.join(log_dir, '.snntb_adaptive_write_test')
@@ -205,6 +378,7 @@ def check_log_dir(config):
             "log folder {} cannot be written ({}); set [paths] "
             "log_dir_of_current_run (or path_wd / runlabel) to a writable "
             "folder".format(log_dir, e.strerror or e)) from None
+    lock_run_folder(log_dir)
 
 
 def precheck(config):
@@ -212,12 +386,33 @@ def precheck(config):
     SNN-TB's own ``update_setup`` runs."""
     path_wd = config.get('paths', 'path_wd')
     if path_wd and not os.path.isdir(path_wd):
-        raise ConfigError("[paths] path_wd = {}: folder not found".format(
-            path_wd))
+        raise ConfigError("[paths] path_wd = {}: {}; give the working folder "
+                          "that holds the model".format(
+                              path_wd, 'a file, not a folder' if
+                              os.path.exists(path_wd) else 'folder not found'))
+    for key in ('filename_ann', 'dataset_path'):
+        if not config.get('paths', key, fallback='').strip():
+            raise ConfigError(
+                "[paths] {} is not set: {}".format(key, {
+                    'filename_ann': 'name the model file, without .h5, '
+                    'relative to path_wd',
+                    'dataset_path': 'give the folder with x_test.npz, '
+                    "y_test.npz and x_norm.npz (make it with 'python -m "
+                    "snntb_adaptive prepare-data')"}[key]))
     info = {}
     if config.getboolean('tools', 'parse') or \
             config.getboolean('tools', 'evaluate_ann'):
         info = check_model_file(model_path(config))
+    if not config.getboolean('tools', 'parse') and \
+            config.getboolean('tools', 'convert'):
+        # SNN-TB loads the parsed model of an earlier run instead
+        parsed = parsed_model_path(config)
+        if not os.path.isfile(parsed):
+            raise ConfigError(
+                "[tools] parse = False, but the parsed model {} is not there; "
+                "set parse = True".format(parsed))
+        check_no_code(parsed)
     check_dataset(config, info)
+    check_memory(config, info)
     check_log_dir(config)
     return info

@@ -283,4 +283,7 @@ def main(argv=None):
         return args.func(args)
     except UserError as e:
         print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
-        return 2
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("{}interrupted".format(log.PREFIX), file=sys.stderr)
+        return 130

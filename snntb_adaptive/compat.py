@@ -13,8 +13,12 @@ SNN-TB is edited. The shims:
       every later run. The module's ``open`` is replaced by one that writes
       ``.json`` files atomically (temporary file, then rename).
 ``simulation.utils``
-    uses ``np.product`` and ``np.bool`` (both removed in NumPy 2); the
-    module's ``np`` is replaced by a view of NumPy that provides them.
+    uses ``np.product`` and ``np.bool`` (both removed in NumPy 2), and with
+    ``[output] log_vars`` saves ragged lists (spike trains of layers of
+    different shapes) with ``np.savez_compressed``, which NumPy 2 refuses
+    ("inhomogeneous shape"); the module's ``np`` is replaced by a view of
+    NumPy that provides the aliases and saves a ragged list as an object
+    array, as NumPy 1 did.
 ``datasets.utils``
     ``try_get_normset_from_scalefacs`` loads the scale-factor JSON with a bare
     ``json.load``; a corrupt file now raises :class:`CorruptFileError` naming
@@ -65,6 +69,9 @@ def write_atomic(path, text):
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp', dir=folder)
     try:
+        # mkstemp makes the file private (0600); give it the mode any new
+        # file of the user's gets (0666 less the umask)
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'w') as f:
             f.write(text)
             f.flush()
@@ -82,6 +89,13 @@ def write_atomic(path, text):
             os.close(dfd)
     except OSError:
         pass
+
+
+def current_umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path, data, **kwargs):
@@ -111,17 +125,57 @@ def read_json_file(path, what):
             "recomputed.".format(what, path, e)) from None
 
 
+def check_scale_factors(facs, path, layer_names=None):
+    """SNN-TB's cached scale factors must be a mapping of layer names to
+    finite positive numbers (and name every layer of ``layer_names``);
+    otherwise :class:`CorruptFileError` names the file and the fix."""
+    def bad(why):
+        return CorruptFileError(
+            "SNN-TB scale-factor file {} {}; delete it (the factors are "
+            "computed again) or use a new [paths] runlabel".format(path, why))
+    if not isinstance(facs, dict):
+        raise bad("does not hold a mapping of layer names to factors")
+    for name, value in facs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not np.isfinite(value) or value <= 0:
+            raise bad("has the factor {!r} for layer {}, not a finite "
+                      "positive number".format(value, name))
+    missing = [n for n in layer_names or () if n not in facs]
+    if missing:
+        raise bad("has no factor for layer(s) {} of this model (was it "
+                  "written for another model?)".format(', '.join(missing)))
+
+
 # --------------------------------------------------------------------------
 # Shims, one function per SNN-TB module
 
 
+def _as_saveable(value):
+    """``value`` as ``np.savez`` can store it: a ragged sequence becomes a
+    1-D object array of its items (what NumPy 1 made of it)."""
+    try:
+        return np.asanyarray(value)
+    except ValueError:
+        arr = np.empty(len(value), dtype=object)
+        for i, item in enumerate(value):
+            arr[i] = item
+        return arr
+
+
+def _savez_compressed(file, *args, **kwds):
+    np.savez_compressed(file, *[_as_saveable(a) for a in args],
+                        **{k: _as_saveable(v) for k, v in kwds.items()})
+
+
 def _numpy_with_removed_aliases():
     """A module object that behaves as ``numpy`` and also provides the
-    aliases NumPy 2 removed and SNN-TB still uses."""
+    aliases NumPy 2 removed and SNN-TB still uses, and a
+    ``savez_compressed`` that stores ragged lists as NumPy 1 did."""
     view = types.ModuleType('numpy')
     view.__dict__.update(np.__dict__)
     view.product = np.prod
     view.bool = np.bool_
+    view.savez_compressed = _savez_compressed
     return view
 
 
@@ -152,7 +206,7 @@ def patch_conversion_utils(module):
 
 
 def patch_simulation_utils(module):
-    if not hasattr(module.np, 'product') or not hasattr(module.np, 'bool'):
+    if module.np is np:
         module.np = _numpy_with_removed_aliases()
 
 
@@ -170,8 +224,9 @@ def patch_datasets_utils(module):
         if os.path.isfile(filepath):
             log.info("loading scale factors from disk instead of "
                      "recalculating: {}".format(filepath))
-            return {'scale_facs': read_json_file(
-                filepath, 'SNN-TB scale-factor file')}
+            facs = read_json_file(filepath, 'SNN-TB scale-factor file')
+            check_scale_factors(facs, filepath)
+            return {'scale_facs': facs}
         return {}
 
     module.try_get_normset_from_scalefacs = mark_patched(

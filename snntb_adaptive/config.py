@@ -173,9 +173,9 @@ def _bool(config, section, key):
 def _number(config, section, key, kind, lower, upper=None, text=''):
     raw = _get(config, section, key)
     try:
-        value = kind(float(raw)) if kind is int and float(raw).is_integer() \
-            else kind(raw)
-    except (TypeError, ValueError):
+        # int as SNN-TB's getint reads it: digits only, no 30.0 or 1e9
+        value = int(raw.strip()) if kind is int else kind(raw)
+    except (TypeError, ValueError, AttributeError):
         raise ConfigError("[{}] {} = {!r}: not {}. {}".format(
             section, key, raw, 'an integer' if kind is int else 'a number',
             text)) from None

@@ -13,7 +13,10 @@ This module imports nothing, so any module can use it.
 
 class UserError(Exception):
     """Base class: an input (configuration, file, data, option) the plugin
-    cannot run with. The message says what to change."""
+    cannot run with, or a run stopped from outside. The message says what to
+    change; ``exit_status`` is the command's exit status."""
+
+    exit_status = 2
 
 
 class ConfigError(UserError, ValueError):
@@ -27,3 +30,14 @@ class DataError(UserError, ValueError):
 
 class CorruptFileError(UserError, RuntimeError):
     """A file left by an earlier run cannot be read."""
+
+
+class RunStopped(UserError):
+    """A simulation stopped by Ctrl-C, SIGTERM or a full disk; the message
+    says how many batches are saved and that ``--resume`` continues."""
+
+    exit_status = 130
+
+
+class KerasVersionError(UserError, ImportError):
+    """TensorFlow's Keras is Keras 3 in this process; SNN-TB needs Keras 2."""

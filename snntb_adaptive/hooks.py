@@ -17,6 +17,7 @@
   streaming); for other spike codes SNN-TB's own runs.
 """
 
+import configparser
 import os
 import sys
 
@@ -74,7 +75,7 @@ def patch_bin_utils(module):
             # own asserts and before any work.
             merged = module.load_config(os.path.join(
                 os.path.dirname(module.__file__), '..', 'config_defaults'))
-            merged.read(config_filepath)
+            read_user_config(merged, config_filepath)
             if is_adaptive(merged):
                 from snntb_adaptive.checks import precheck
                 settings_from_config(merged)
@@ -94,6 +95,33 @@ def patch_bin_utils(module):
                                               update_setup)
 
 
+def read_user_config(config, path):
+    """``config.read(path)``, with a :class:`ConfigError` that names the
+    line and the fix for a file ``configparser`` cannot read."""
+    from snntb_adaptive.errors import ConfigError
+    try:
+        config.read(path)
+    except configparser.DuplicateSectionError as e:
+        raise ConfigError(
+            "config file {}: section [{}] appears twice (line {}); merge the "
+            "two into one".format(path, e.section, e.lineno)) from None
+    except configparser.DuplicateOptionError as e:
+        raise ConfigError(
+            "config file {}: key '{}' appears twice in [{}] (line {}); keep "
+            "one".format(path, e.option, e.section, e.lineno)) from None
+    except configparser.MissingSectionHeaderError as e:
+        raise ConfigError(
+            "config file {}: line {} ({}) stands before the first [section] "
+            "header; put every key under its section, e.g. [simulation]"
+            "".format(path, e.lineno, e.line.strip()[:60])) from None
+    except configparser.Error as e:
+        raise ConfigError("config file {} cannot be read: {}".format(
+            path, ' '.join(str(e).split()))) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("config file {} is not text ({})".format(
+            path, e.reason)) from None
+
+
 def patch_bin_run(module):
     original = module.main
     if compat.is_patched(original):
@@ -106,6 +134,9 @@ def patch_bin_run(module):
             return original(filepath)
         except UserError as e:
             print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
-            raise SystemExit(2)
+            raise SystemExit(e.exit_status)
+        except KeyboardInterrupt:
+            print("{}interrupted".format(log.PREFIX), file=sys.stderr)
+            raise SystemExit(130)
 
     module.main = compat.mark_patched(main, original)

@@ -73,9 +73,9 @@ def convert(src, out, check_samples=8, seed=0):
         raise ConfigError("{} not found".format(src))
     if os.path.exists(out):
         raise ConfigError("{} exists; choose another output file".format(out))
-    import keras as keras3
     from snntb_adaptive.registration import ensure_legacy_keras
     ensure_legacy_keras()
+    import keras as keras3
     import tf_keras as tfk
     try:
         m3 = keras3.saving.load_model(src, compile=False)

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from snntb_adaptive import network
-from snntb_adaptive.compat import write_json_atomic
+from snntb_adaptive.compat import check_scale_factors, write_json_atomic
 from snntb_adaptive.config import settings_from_config
 from snntb_adaptive.errors import ConfigError, DataError
 from snntb_adaptive.log import log, table
@@ -260,6 +260,11 @@ def phase1(model, config, **kwargs):
     os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
         scale_facs = kwargs['scale_facs']
+        check_scale_factors(
+            scale_facs, os.path.join(norm_dir, config.get(
+                'normalization', 'percentile') + '.json'),
+            [model.layers[0].name] + [
+                lay.name for lay in parameter_layers(model)])
         log.info("using the scale factors found in {} (delete the file to "
                  "recompute them)".format(norm_dir))
     elif 'x_norm' in kwargs:

@@ -22,14 +22,18 @@ instead of repeating SNN-TB's steps:
 its settings.
 """
 
+import errno
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
-from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.errors import ConfigError, RunStopped
 from snntb_adaptive.log import log, table
 
 STAGES = ('validate', 'parse', 'phase1', 'build', 'simulate', 'record')
@@ -127,6 +131,23 @@ def num_batches(num_to_test, num_samples, batch_size):
     return n // batch_size
 
 
+@contextmanager
+def _sigterm_as_interrupt():
+    """Inside the block SIGTERM stops the run as Ctrl-C does (main thread
+    only; elsewhere the block runs unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt('SIGTERM')
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
              num_to_test, recorder, progress=None):
     """Stage 5: simulate ``x_test`` batch by batch into ``recorder``,
@@ -138,6 +159,9 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     With a :class:`~snntb_adaptive.progress.Progress`, batches it holds
     already are taken from it (in batch order, so sums are formed as in an
     uninterrupted run) and each new batch is appended to it durably.
+    Ctrl-C, SIGTERM or a full disk stop the run with a
+    :class:`~snntb_adaptive.errors.RunStopped` that says how many batches
+    are saved.
     """
     from snntb_adaptive.metrics import topk_correct
     from snntb_adaptive.progress import rss_mb
@@ -145,33 +169,56 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     started = time.time()
     done_before = progress.done if progress is not None else {}
     simulated = 0
-    for b in range(total):
-        if b in done_before:
-            recorder.add_record(done_before[b])
-            continue
-        t0 = time.time()
-        sl = slice(b * batch_size, (b + 1) * batch_size)
-        x_b, y_b = x_test[sl], y_test[sl]
-        truth = np.argmax(y_b, axis=1)
-        scores, counts, thetas = simulate_batch(x_b, truth)
-        ann = np.asarray(parsed_model.predict_on_batch(x_b))
-        rec = recorder.add_batch(
-            truth, scores, counts, thetas,
-            ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
-            ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
-        reset(b)
-        if progress is not None:
-            progress.append(b, rec, seconds=round(time.time() - t0, 4),
-                            rss_mb=rss_mb())
-        simulated += 1
-        done, elapsed = b + 1, time.time() - started
-        table("batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s elapsed, "
-              "{:.1f} s left".format(
-                  done, total, recorder.running_accuracy(),
-                  recorder.num_steps / max(time.time() - t0, 1e-9),
-                  elapsed, elapsed / simulated * (total - done)))
-        sys.stdout.flush()
+    try:
+        with _sigterm_as_interrupt():
+            for b in range(total):
+                if b in done_before:
+                    recorder.add_record(done_before[b])
+                    continue
+                t0 = time.time()
+                sl = slice(b * batch_size, (b + 1) * batch_size)
+                x_b, y_b = x_test[sl], y_test[sl]
+                truth = np.argmax(y_b, axis=1)
+                scores, counts, thetas = simulate_batch(x_b, truth)
+                ann = np.asarray(parsed_model.predict_on_batch(x_b))
+                rec = recorder.add_batch(
+                    truth, scores, counts, thetas,
+                    ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
+                    ann_topk=int(np.sum(topk_correct(ann, truth,
+                                                     recorder.top_k))))
+                reset(b)
+                if progress is not None:
+                    progress.append(b, rec,
+                                    seconds=round(time.time() - t0, 4),
+                                    rss_mb=rss_mb())
+                simulated += 1
+                done, elapsed = b + 1, time.time() - started
+                table("batch {}/{}  acc {:.2%}  {:.0f} steps/s  {:.1f} s "
+                      "elapsed, {:.1f} s left".format(
+                          done, total, recorder.running_accuracy(),
+                          recorder.num_steps / max(time.time() - t0, 1e-9),
+                          elapsed, elapsed / simulated * (total - done)))
+                sys.stdout.flush()
+    except KeyboardInterrupt as e:
+        raise RunStopped(_stopped_message(
+            'stopped by SIGTERM' if str(e) == 'SIGTERM' else 'interrupted',
+            progress, len(done_before) + simulated, total)) from None
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise RunStopped(_stopped_message(
+            'no space left on the device', progress,
+            len(done_before) + simulated, total)) from None
     return time.time() - started
+
+
+def _stopped_message(what, progress, saved, total):
+    if progress is None:
+        return "{} after {} of {} batches; nothing of the run was saved" \
+            "".format(what, saved, total)
+    return ("{}: {} of {} batches are saved in {}; run the same config "
+            "again with --resume (or [adaptive_threshold] resume = True) to "
+            "continue".format(what, saved, total, progress.path))
 
 
 def record(log_dir, recorder, settings, seconds):

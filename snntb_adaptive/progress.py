@@ -11,6 +11,13 @@ config reads the finished batches back, simulates only the rest and writes a
 ``results.json`` identical to that of an uninterrupted run (apart from
 ``created`` and ``wall_seconds``).
 
+Every line carries ``chain``, a SHA-256 over the previous line's ``chain``
+and the line's own content (the header's over its content alone), so a
+line edited or damaged after it was written, or a line missing, is found on
+resume: the file is refused, naming the line. A last line cut short by the
+crash (not JSON) is the batch being written when the run died: it is
+dropped.
+
 Without ``resume`` an existing ``progress.jsonl`` is kept, renamed
 ``progress.<its modification time>.jsonl``; nothing is overwritten.
 """
@@ -27,7 +34,24 @@ from snntb_adaptive.errors import ConfigError
 from snntb_adaptive.log import log
 
 PROGRESS_FILE = 'progress.jsonl'
-FORMAT = 1
+FORMAT = 2
+#: what a batch record must hold (see metrics.RunRecorder.batch_record)
+RECORD_FIELDS = ('batch', 'n', 'correct1', 'correctk', 'spikes_per_step',
+                 'theta_sum', 'theta_min', 'theta_max', 'ann1', 'annk')
+
+
+def chain_digest(previous, content):
+    """The ``chain`` of a line: SHA-256 over the previous line's chain and
+    the line's content (JSON, keys sorted)."""
+    return hashlib.sha256((previous + json.dumps(
+        content, sort_keys=True)).encode()).hexdigest()
+
+
+def chained_line(previous, content):
+    """``(line, chain)``: ``content`` with its ``chain``, as one JSON line."""
+    chain = chain_digest(previous, content)
+    return json.dumps(dict(content, chain=chain), sort_keys=True) + '\n', \
+        chain
 
 
 def fingerprint(settings, layers, weights, x_test, y_test):
@@ -70,25 +94,44 @@ def keep_aside(path):
 
 
 def read_progress(path):
-    """Header and batch records of a progress file. A last line cut short by
-    a crash is ignored; a damaged line before it is an error."""
+    """Header and batch records of a progress file, each line checked
+    against its ``chain``. A last line cut short by a crash is ignored; any
+    other damaged, edited or incomplete line is a :class:`ConfigError` that
+    names it."""
     with open(path) as f:
         lines = f.read().split('\n')
     if lines and lines[-1] == '':
         lines.pop()
-    parsed = []
+
+    def damaged(i, why):
+        return ConfigError(
+            "{} is damaged at line {} ({}); rename or delete it to start the "
+            "run afresh".format(path, i + 1, why))
+
+    parsed, previous = [], ''
     for i, line in enumerate(lines):
         try:
-            parsed.append(json.loads(line))
+            content = json.loads(line)
         except ValueError:
-            if i == len(lines) - 1:
+            if i == len(lines) - 1 and i > 0:
                 break          # the batch being written when the run died
-            raise ConfigError(
-                "{} is damaged at line {}; rename or delete it to start the "
-                "run afresh".format(path, i + 1)) from None
-    if not parsed or parsed[0].get('format') != FORMAT:
-        raise ConfigError("{} is not a progress file of this version; rename "
-                          "or delete it to start afresh".format(path))
+            raise damaged(i, 'not JSON') from None
+        if i == 0 and (not isinstance(content, dict) or
+                       content.get('format') != FORMAT):
+            raise ConfigError("{} is not a progress file of this version; "
+                              "rename or delete it to start afresh".format(
+                                  path))
+        if not isinstance(content, dict) or 'chain' not in content:
+            raise damaged(i, 'no chain')
+        chain = content.pop('chain')
+        if chain != chain_digest(previous, content):
+            raise damaged(i, 'its content does not match its chain: edited, '
+                          'or a line before it is missing')
+        missing = [k for k in RECORD_FIELDS if k not in content]
+        if i > 0 and missing:
+            raise damaged(i, 'missing ' + ', '.join(missing))
+        parsed.append(content)
+        previous = chain
     return parsed[0], parsed[1:]
 
 
@@ -112,9 +155,11 @@ class Progress:
                 self.done = {r['batch']: r for r in records
                              if r['batch'] < num_batches}
                 # Rewrite without a partial last line, atomically.
-                write_atomic(self.path, ''.join(
-                    json.dumps(line) + '\n' for line in
-                    [header] + [self.done[b] for b in sorted(self.done)]))
+                text, self._chain = '', ''
+                for content in [header] + records:
+                    line, self._chain = chained_line(self._chain, content)
+                    text += line
+                write_atomic(self.path, text)
                 log.info("resuming, {} of {} batches already done "
                          "({})".format(len(self.done), num_batches,
                                        self.path))
@@ -122,20 +167,62 @@ class Progress:
                 kept = keep_aside(self.path)
                 log.info("kept the previous progress file as {}".format(
                     kept))
+        elif resume:
+            log.info("resume: no progress file {} yet; starting from the "
+                     "first batch".format(self.path))
         if not os.path.exists(self.path):
-            write_atomic(self.path, json.dumps({
+            line, self._chain = chained_line('', {
                 'format': FORMAT, 'fingerprint': fp,
-                'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')}) + '\n')
+                'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')})
+            write_atomic(self.path, line)
         self._file = open(self.path, 'a')
 
     def append(self, batch, record, **extra):
-        line = dict(_jsonable(record), batch=batch, **extra)
-        self._file.write(json.dumps(line) + '\n')
+        """Append one finished batch durably (flushed and synced)."""
+        line, chain = chained_line(
+            self._chain, dict(_jsonable(record), batch=batch, **extra))
+        self._file.write(line)
         self._file.flush()
         os.fsync(self._file.fileno())
+        self._chain = chain
 
     def close(self):
         self._file.close()
+
+
+LOCK_FILE = '.snntb_adaptive.lock'
+_locks = {}   # lock file (device, inode) -> open file, held until exit
+
+
+def lock_run_folder(log_dir):
+    """Take the run folder for this process (an exclusive ``flock`` on
+    ``<log_dir>/.snntb_adaptive.lock``, released when the process ends).
+    A second process that wants the same folder gets a :class:`ConfigError`
+    naming the process that holds it. Taking it again in the same process
+    is a no-op."""
+    import fcntl
+    path = os.path.join(log_dir, LOCK_FILE)
+    f = open(path, 'a+')
+    st = os.fstat(f.fileno())
+    key = (st.st_dev, st.st_ino)     # the folder may have been moved
+    if key in _locks:
+        f.close()
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or 'another process'
+        f.close()
+        raise ConfigError(
+            "the run folder {} is in use by {}; wait for that run to end, or "
+            "give this one its own [paths] runlabel".format(
+                log_dir, holder)) from None
+    f.seek(0)
+    f.truncate()
+    f.write('process {}'.format(os.getpid()))
+    f.flush()
+    _locks[key] = f
 
 
 def rss_bytes():

@@ -48,10 +48,31 @@ PATCHES = {
 }
 
 
+KERAS3_LOADED = (
+    "TensorFlow was imported before snntoolbox without TF_USE_LEGACY_KERAS=1, "
+    "so tensorflow.keras is Keras 3, which SNN-TB 0.6.0 cannot use. Set "
+    "os.environ['TF_USE_LEGACY_KERAS'] = '1' (or import snntoolbox) before "
+    "the first 'import tensorflow' of your script, or export "
+    "TF_USE_LEGACY_KERAS=1 in the shell.")
+
+
+def keras3_is_tf_keras():
+    """True when TensorFlow is loaded and its ``keras`` is Keras 3 (it was
+    imported without ``TF_USE_LEGACY_KERAS``): then setting the variable is
+    too late for this process."""
+    return ('tensorflow' in sys.modules and 'keras.src' in sys.modules
+            and 'tf_keras' not in sys.modules)
+
+
 def ensure_legacy_keras():
     """Make ``tensorflow.keras`` resolve to tf-keras (Keras 2), as SNN-TB
-    needs. Must run before TensorFlow first resolves ``tf.keras``."""
+    needs. Must run before TensorFlow first resolves ``tf.keras``; raises
+    :class:`~snntb_adaptive.errors.KerasVersionError` when that happened
+    already with Keras 3."""
     os.environ['TF_USE_LEGACY_KERAS'] = '1'
+    if keras3_is_tf_keras():
+        from snntb_adaptive.errors import KerasVersionError
+        raise KerasVersionError(KERAS3_LOADED)
 
 
 class _AliasLoader:

@@ -380,10 +380,13 @@ class SNN(tmr_sim.SNN):
         settings = self.run_settings()
         n = pipeline.num_batches(num_to_test, len(x_test),
                                  self.batch_size) * self.batch_size
-        # How it is computed (loop, kernel) does not change what: a run may
-        # be resumed with another.
+        # How it is computed (loop, kernel) does not change what, and where
+        # the model file lies does not either (its parameters are in the
+        # fingerprint): a run may be resumed with another loop or kernel,
+        # and after its folder was moved.
         fp = fingerprint({k: v for k, v in settings.items()
-                          if k not in ('loop', 'kernel')}, self._layer_rows,
+                          if k not in ('loop', 'kernel', 'model_file')},
+                         self._layer_rows,
                          self.parsed_model.get_weights(), x_test[:n],
                          y_test[:n])
         resume = self.config.getboolean(SECTION, 'resume', fallback=False)

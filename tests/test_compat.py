@@ -90,3 +90,25 @@ def test_stock_temporal_mean_rate_runs_end_to_end(digits_dir):
     assert len(facs) == 5
     assert all(isinstance(v, float) and v > 0 for k, v in facs.items()
                if k != 'input_1')
+
+
+def test_stock_run_with_log_vars(digits_dir):
+    """SNN-TB's own run with [output] log_vars: it saves spike trains of
+    layers of different shapes with np.savez_compressed, which NumPy 2
+    refuses without the shim ("inhomogeneous shape")."""
+    import numpy as np
+    from snntoolbox.bin.utils import run_pipeline, update_setup
+    path = write_config(digits_dir, name='stock_logvars.ini',
+                        label='stock_logvars',
+                        spike_code='temporal_mean_rate', duration=10,
+                        num_to_test=20,
+                        output="log_vars = {'spiketrains_n_b_l_t', "
+                        "'activations_n_b_l'}")
+    results = run_pipeline(update_setup(path))
+    assert len(results) == 1
+    saved = os.path.join(digits_dir, 'log', 'gui', 'stock_logvars',
+                         'log_vars', '0.npz')
+    with np.load(saved, allow_pickle=True) as f:
+        trains = f['spiketrains_n_b_l_t']
+    assert trains.dtype == object and len(trains) == 6
+    assert trains[0][0].shape[0] == 10            # the batch

@@ -1,0 +1,374 @@
+"""Hostile files and careless input: no code from a model file runs, nothing
+is written outside the run's folder, damaged state is found, and every bad
+input is one line (ConfigError / DataError / RunStopped) before long work."""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, make_workdir, setup, write_config
+from snntb_adaptive.errors import (ConfigError, CorruptFileError, DataError,
+                                   RunStopped)
+
+
+@pytest.fixture
+def wd(tmp_path):
+    return make_workdir(str(tmp_path / 'wd'), num_test=20, num_norm=20)
+
+
+def _cfg(wd, replace=(), **kw):
+    path = write_config(wd, **kw)
+    text = open(path).read()
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new)
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def _fails(path, *parts, exc=(ConfigError, DataError)):
+    with pytest.raises(exc) as e:
+        setup(path)
+    for part in parts:
+        assert part in str(e.value), str(e.value)
+    return str(e.value)
+
+
+# -- 1. no code from a model file runs -------------------------------------
+
+def _lambda_model(path, marker):
+    from tensorflow import keras
+    inp = keras.layers.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inp)
+    x = keras.layers.Lambda(
+        lambda t, m=marker: (open(m, 'w').close(), t)[1])(x)
+    out = keras.layers.Dense(10)(x)
+    model = keras.Model(inp, out)
+    model.compile('sgd', 'categorical_crossentropy')
+    model.save(path)
+    os.remove(marker)          # building the model ran the lambda once
+
+
+@pytest.mark.parametrize('parse,evaluate', [(True, True), (True, False),
+                                            (False, True), (False, False)])
+def test_lambda_code_never_runs(wd, parse, evaluate):
+    from snntb_adaptive.cli import main
+    marker = os.path.join(wd, 'marker')
+    for name in ('model.h5', 'model_parsed.h5'):
+        _lambda_model(os.path.join(wd, name), marker)
+    path = _cfg(wd, [('evaluate_ann = False', 'evaluate_ann = {}\nparse = {}'
+                      .format(evaluate, parse))])
+    assert main(['-t', path]) == 2
+    assert not os.path.exists(marker)
+    with pytest.raises(ConfigError, match='code would run when it is '
+                       'loaded.*Lambda'):
+        setup(path)
+    assert not os.path.exists(marker)
+
+
+# -- 2. nothing written outside the run's folder ---------------------------
+
+@pytest.mark.parametrize('label', ['/', '../../../../x', '/tmp/elsewhere',
+                                   '..', ''])
+def test_runlabel_is_contained(wd, label):
+    before = set(os.listdir(os.path.dirname(wd)))
+    path = _cfg(wd, [('runlabel = test', 'runlabel = ' + label)])
+    _fails(path, '[paths] runlabel = {!r}'.format(label), 'plain name')
+    assert set(os.listdir(os.path.dirname(wd))) == before
+    assert not os.path.exists('/tmp/elsewhere')
+
+
+def test_explicit_log_folder_must_be_inside_path_wd(wd, tmp_path):
+    outside = str(tmp_path / 'outside')
+    path = _cfg(wd, [('[paths]\n', '[paths]\nlog_dir_of_current_run = {}\n'
+                      .format(outside))])
+    _fails(path, 'outside path_wd')
+    assert not os.path.exists(outside)
+
+
+# -- 3. files get the usual mode -------------------------------------------
+
+def test_atomic_files_get_the_umask_mode(tmp_path):
+    from snntb_adaptive.compat import write_atomic
+    old = os.umask(0o027)
+    try:
+        write_atomic(str(tmp_path / 'a.json'), '{}')
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'a.json').st_mode) == 0o640
+
+
+# -- 4. cached scale factors are validated ---------------------------------
+
+@pytest.mark.parametrize('damage,why', [
+    (lambda f: f.update({next(iter(list(f)[1:])): float('nan')}),
+     'not a finite positive number'),
+    (lambda f: f.update({next(iter(list(f)[1:])): -2.0}),
+     'not a finite positive number'),
+    (lambda f: f.pop(list(f)[-1]), 'has no factor for layer'),
+])
+def test_cached_scale_factors_are_checked(wd, damage, why):
+    from conftest import parse_and_normalise
+    cfg = setup(_cfg(wd))
+    parse_and_normalise(cfg)
+    facs_path = os.path.join(cfg.get('paths', 'log_dir_of_current_run'),
+                             'normalization', '99.9.json')
+    with open(facs_path) as f:
+        facs = json.load(f)
+    damage(facs)
+    with open(facs_path, 'w') as f:
+        json.dump(facs, f)
+    cfg = setup(_cfg(wd))
+    with pytest.raises(CorruptFileError) as e:
+        parse_and_normalise(cfg)
+    assert why in str(e.value) and facs_path in str(e.value)
+    assert 'delete it' in str(e.value)
+
+
+# -- 5. progress records are verifiable ------------------------------------
+
+def _progress_file(tmp_path, records=3):
+    from snntb_adaptive.progress import Progress
+    log_dir = str(tmp_path / 'log')
+    p = Progress(log_dir, 'fp', False, records)
+    for b in range(records):
+        p.append(b, {'n': 10, 'correct1': [b, 9], 'correctk': [9, 9],
+                     'spikes_per_step': [[1.0, 2.0]], 'theta_sum': [[7.0]],
+                     'theta_min': [[0.5]], 'theta_max': [[1.0]],
+                     'ann1': 9, 'annk': 10}, seconds=0.5, rss_mb=1.0)
+    p.close()
+    return log_dir, p.path
+
+
+def test_progress_file_round_trips(tmp_path):
+    from snntb_adaptive.progress import Progress
+    log_dir, path = _progress_file(tmp_path)
+    p = Progress(log_dir, 'fp', True, 3)
+    p.close()
+    assert sorted(p.done) == [0, 1, 2] and p.done[1]['correct1'] == [1, 9]
+
+
+@pytest.mark.parametrize('edit,line', [
+    (lambda lines: lines.__setitem__(2, lines[2].replace('[1, 9]',
+                                                         '[2, 9]')), 3),
+    (lambda lines: lines.__setitem__(2, '{}'), 3),
+    (lambda lines: lines.pop(2), 3),              # a record removed
+    (lambda lines: lines.__setitem__(1, '[]'), 2),
+])
+def test_edited_progress_is_refused_naming_the_line(tmp_path, edit, line):
+    from snntb_adaptive.progress import Progress
+    log_dir, path = _progress_file(tmp_path)
+    with open(path) as f:
+        lines = f.read().splitlines()
+    edit(lines)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with pytest.raises(ConfigError, match='damaged at line {}'.format(line)):
+        Progress(log_dir, 'fp', True, 3)
+
+
+def test_last_line_cut_short_is_dropped(tmp_path):
+    from snntb_adaptive.progress import Progress
+    log_dir, path = _progress_file(tmp_path)
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:-25])
+    p = Progress(log_dir, 'fp', True, 3)
+    p.close()
+    assert sorted(p.done) == [0, 1]
+
+
+# -- 7., 8., 9. one-line errors before long work ---------------------------
+
+@pytest.mark.parametrize('value,msg', [
+    ('1e9', "duration = '1e9': not an integer"),
+    ('30.0', "duration = '30.0': not an integer"),
+    ('1000000000', 'GiB of memory are available; lower duration'),
+])
+def test_duration_is_an_integer_that_fits_in_memory(wd, value, msg):
+    path = _cfg(wd, [('duration = 30', 'duration = ' + value)])
+    _fails(path, msg)
+
+
+@pytest.mark.parametrize('text,msg', [
+    ('duration = 5\n[paths]\n', 'line 1 (duration = 5) stands before the '
+     'first [section]'),
+    ('[simulation]\nduration = 5\n', "key 'duration' appears twice in "
+     '[simulation]'),
+])
+def test_unreadable_ini_is_one_line(wd, text, msg):
+    path = write_config(wd)
+    body = open(path).read()
+    with open(path, 'w') as f:
+        f.write(text + body if text.startswith('duration') else body + text)
+    if text.startswith('[simulation]'):   # duplicate key inside one section
+        with open(path, 'w') as f:
+            f.write(body.replace('[simulation]\n',
+                                 '[simulation]\nduration = 5\n'))
+    _fails(path, msg, 'config file')
+
+
+def test_model_without_training_config(wd):
+    import tf_keras
+    path = os.path.join(wd, 'model.h5')
+    m = tf_keras.models.load_model(path, compile=False)
+    m.save(path)
+    _fails(_cfg(wd), 'saved without its training configuration',
+           "m.compile('sgd'")
+
+
+def test_truncated_and_empty_data(wd):
+    x = os.path.join(wd, 'data', 'x_test.npz')
+    with open(x, 'rb') as f:
+        data = f.read()
+    with open(x, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    _fails(_cfg(wd), 'x_test.npz is not a readable .npz file')
+    np.savez_compressed(x, np.zeros((0, 8, 8, 1), np.float32))
+    _fails(_cfg(wd), 'x_test.npz holds no samples')
+    os.remove(x)
+    os.mkdir(x)
+    _fails(_cfg(wd), 'x_test.npz is a folder')
+
+
+def test_unreadable_h5_attributes(wd):
+    import h5py
+    path = os.path.join(wd, 'model.h5')
+    with h5py.File(path, 'a') as f:
+        f.attrs['model_config'] = b'{not json'
+    _fails(_cfg(wd), 'model_config) is not readable JSON')
+
+
+def test_path_wd_is_a_file_and_paths_missing(wd, tmp_path):
+    blocker = str(tmp_path / 'file')
+    open(blocker, 'w').close()
+    path = _cfg(wd, [('path_wd = ' + wd, 'path_wd = ' + blocker)])
+    _fails(path, 'a file, not a folder')
+    bare = str(tmp_path / 'bare.ini')
+    with open(bare, 'w') as f:
+        f.write('[conversion]\nspike_code = adaptive_threshold\n')
+    _fails(bare, '[paths] filename_ann is not set')
+
+
+# -- 10. Ctrl-C, SIGTERM, full disk ----------------------------------------
+
+class _Model:
+    def predict_on_batch(self, x):
+        return np.zeros((len(x), 3))
+
+
+def _run_loop(tmp_path, fail_at, how):
+    from snntb_adaptive import pipeline
+    from snntb_adaptive.metrics import RunRecorder
+    from snntb_adaptive.progress import Progress
+    progress = Progress(str(tmp_path / 'log'), 'fp', False, 4)
+    x = np.zeros((8, 1), np.float32)
+    y = np.eye(3)[[0] * 8]
+    calls = []
+
+    def simulate_batch(x_b, truth):
+        calls.append(1)
+        if len(calls) == fail_at:
+            if how == 'sigint':
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        ones = np.ones((2, len(truth), 1), np.float32)
+        return np.ones((2, len(truth), 3), np.int32), ones, ones
+
+    rec = RunRecorder([{'name': 'a', 'type': 'Dense', 'neurons': 3}], 2, 1,
+                      3)
+    try:
+        pipeline.simulate(simulate_batch, lambda b: None, _Model(), x, y, 2,
+                          8, rec, progress)
+    finally:
+        progress.close()
+
+
+@pytest.mark.parametrize('how,word', [('sigint', 'interrupted'),
+                                      ('sigterm', 'stopped by SIGTERM')])
+def test_interrupt_says_what_is_saved(tmp_path, how, word):
+    with pytest.raises(RunStopped) as e:
+        _run_loop(tmp_path, 3, how)
+    msg = str(e.value)
+    assert msg.startswith(word) and '2 of 4 batches are saved' in msg
+    assert '--resume' in msg and e.value.exit_status == 130
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_full_disk_says_what_is_saved(tmp_path, monkeypatch):
+    from snntb_adaptive import progress as progress_mod
+    calls = []
+    original = progress_mod.Progress.append
+
+    def append(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return original(self, *args, **kw)
+    monkeypatch.setattr(progress_mod.Progress, 'append', append)
+    with pytest.raises(RunStopped) as e:
+        _run_loop(tmp_path, 99, 'sigint')
+    assert 'no space left on the device: 1 of 4 batches are saved' in \
+        str(e.value)
+
+
+# -- 11. one run per folder ------------------------------------------------
+
+def test_second_run_on_the_same_folder_is_refused(wd):
+    path = _cfg(wd)
+    log_dir = os.path.join(wd, 'log', 'gui', 'test')
+    os.makedirs(log_dir)
+    code = ("import sys, time; from snntb_adaptive.progress import "
+            "lock_run_folder; lock_run_folder(sys.argv[1]); print('held', "
+            "flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, '-c', code, log_dir],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        _fails(path, 'is in use by process {}'.format(holder.pid),
+               'runlabel')
+    finally:
+        holder.kill()
+        holder.wait()
+    setup(path)          # free again once the other run has ended
+
+
+# -- 12. resume follows contents, not locations ----------------------------
+
+def test_resume_after_moving_the_folder(tmp_path, capsys):
+    from snntb_adaptive.cli import main
+    wd = make_workdir(str(tmp_path / 'first'), num_test=20, num_norm=20)
+    assert main(['-t', _cfg(wd, label='moved')]) == 0
+    moved = str(tmp_path / 'second')
+    shutil.move(wd, moved)
+    log = os.path.join(moved, 'log', 'gui', 'moved')
+    os.remove(os.path.join(log, 'results.json'))
+    capsys.readouterr()
+    assert main(['-t', _cfg(moved, label='moved'), '--resume']) == 0
+    assert 'resuming, 2 of 2 batches already done' in capsys.readouterr().out
+    assert main(['-t', _cfg(moved, label='fresh'), '--resume']) == 0
+    assert 'no progress file' in capsys.readouterr().out
+
+
+# -- 14. Keras 3 loaded before SNN-TB --------------------------------------
+
+def test_keras3_loaded_first_is_a_clear_error():
+    env = {k: v for k, v in os.environ.items() if k != 'TF_USE_LEGACY_KERAS'}
+    code = ("import tensorflow as tf\nimport snntoolbox\n")
+    p = subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert 'KerasVersionError' in last and 'TF_USE_LEGACY_KERAS' in last
