@@ -177,7 +177,14 @@ def scale_factors(model, x_norm, config, batch_size=None):
     batch_size = batch_size or config.getint('simulation', 'batch_size')
     x_norm = np.asarray(x_norm)
     if len(x_norm) % batch_size:          # as SNN-TB's get_activations_layer
-        x_norm = x_norm[:-(len(x_norm) % batch_size)]
+        dropped = len(x_norm) % batch_size
+        log.warning(
+            "x_norm has {} images; as SNN-TB does, only the {} of whole "
+            "batches of {} are used, so the scale factors (and every result) "
+            "depend on batch_size. Give x_norm a multiple of batch_size "
+            "images (prepare-data --num-norm) to compare batch sizes."
+            "".format(len(x_norm), len(x_norm) - dropped, batch_size))
+        x_norm = x_norm[:-dropped]
     if len(x_norm) == 0:
         raise DataError(
             "x_norm has fewer images than one batch ({}); add normalisation "

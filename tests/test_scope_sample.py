@@ -64,3 +64,42 @@ def test_batch_scope_depends_on_batch_mates(digits_dir, digits_data):
     _, _, counts_b, thetas_b = _per_sample(snn, b)
     assert not np.array_equal(thetas_a[:, 0], thetas_b[:, 0]) or \
         not np.array_equal(counts_a[:, 0], counts_b[:, 0])
+
+
+def _whole_run(wd, batch_size):
+    from snntb_adaptive.session import Session
+    s = Session(write_config(
+        wd, name='whole{}.ini'.format(batch_size),
+        label='whole{}'.format(batch_size), batch_size=batch_size,
+        num_to_test=100, duration=30))
+    res = s.run('paper')
+    for key in ('created', 'wall_seconds', 'settings'):
+        res.pop(key)
+    return res
+
+
+def test_whole_run_invariant_to_batch_size(tmp_path):
+    """A whole run (normalisation, simulation, metrics) with scope = sample
+    gives the same results.json numbers at batch 50 and 25 when x_norm holds
+    a multiple of both; with 330 normalisation images SNN-TB's rule drops
+    the last partial batch (30 images at batch 50, 5 at batch 25), so the
+    scale factors differ, and the plugin says so."""
+    import logging
+    from conftest import make_workdir
+    wd = make_workdir(str(tmp_path / 'even'), num_test=100, num_norm=300)
+    a, b = _whole_run(wd, 50), _whole_run(wd, 25)
+    assert a == b, [k for k in a if a[k] != b[k]]
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logger = logging.getLogger('snntb_adaptive')
+    logger.addHandler(handler)
+    try:
+        wd = make_workdir(str(tmp_path / 'odd'), num_test=100, num_norm=330)
+        a, b = _whole_run(wd, 50), _whole_run(wd, 25)
+    finally:
+        logger.removeHandler(handler)
+    assert a != b
+    text = ' '.join(warnings)
+    assert 'only the 300 of whole batches of 50 are used' in text
+    assert 'only the 325 of whole batches of 25 are used' in text
