@@ -1,9 +1,9 @@
-"""A NumPy reference of SPEC Phase 2, written from SPEC.md alone (it shares no
-code with the plugin).
+"""A NumPy reference of SPEC Phase 2, written from docs/spec.md alone (it
+shares no code with the plugin).
 
 It simulates a sequential net of Conv2D ('same' padding, stride 1),
 AveragePooling2D (2x2), Flatten and Dense layers, with the IF neurons and the
-threshold update of SPEC.md, in float64.
+threshold update of docs/spec.md, in float64.
 """
 
 import numpy as np

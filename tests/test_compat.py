@@ -100,7 +100,7 @@ def test_stock_run_with_log_vars(digits_dir):
     from snntoolbox.bin.utils import run_pipeline, update_setup
     path = write_config(digits_dir, name='stock_logvars.ini',
                         label='stock_logvars',
-                        spike_code='temporal_mean_rate', duration=10,
+                        spike_code='temporal_mean_rate', duration=30,
                         num_to_test=20,
                         output="log_vars = {'spiketrains_n_b_l_t', "
                         "'activations_n_b_l'}")
@@ -112,3 +112,12 @@ def test_stock_run_with_log_vars(digits_dir):
         trains = f['spiketrains_n_b_l_t']
     assert trains.dtype == object and len(trains) == 6
     assert trains[0][0].shape[0] == 10            # the batch
+    # SNN-TB's own analysis reads them back: rates correlate with the ANN
+    from snntoolbox.simulation.plotting import get_pearson_coefficients
+    from snntoolbox.simulation.utils import spiketrains_to_rates
+    with np.load(saved, allow_pickle=True) as f:
+        rates = spiketrains_to_rates(f['spiketrains_n_b_l_t'], 30,
+                                     'temporal_mean_rate')
+        corr = np.mean(get_pearson_coefficients(
+            rates, f['activations_n_b_l'], 1.0), axis=1)
+    assert corr.shape == (6,) and np.all(corr > 0.8), corr

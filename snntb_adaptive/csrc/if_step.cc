@@ -1,7 +1,7 @@
 // One time step of a layer of adaptive-threshold IF neurons, in one kernel.
 //
 // The same arithmetic as snntb_adaptive.dynamics.layer_step (the readable
-// reference, see SPEC.md Phase 2), fused into one pass over the layer so the
+// reference, see docs/spec.md Phase 2), fused into one pass over the layer so the
 // compiled simulation loop does not make five elementwise passes per layer
 // and step.  Every result is bit-identical to the TensorFlow ops of
 // layer_step (tests/test_kernel.py):
