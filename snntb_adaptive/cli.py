@@ -26,27 +26,35 @@ from snntb_adaptive import log, registration
 from snntb_adaptive.errors import ConfigError, DataError, UserError
 
 
-def run_config(path, resume=False):
+def run_config(path, resume=False, executor=None, ray_address=None):
     """Run SNN-TB's parse -> normalise -> simulate pipeline on ``path`` (as
-    ``snntoolbox -t`` does); ``resume`` continues a killed run."""
+    ``snntoolbox -t`` does); ``resume`` continues a killed run; ``executor``
+    and ``ray_address`` override the config's keys."""
     registration.install()
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise ConfigError("config file {} not found".format(path))
     from snntoolbox.bin.utils import run_pipeline
-    from snntb_adaptive.config import SECTION, is_adaptive
+    from snntb_adaptive.config import (SECTION, is_adaptive,
+                                       settings_from_config)
     from snntb_adaptive.pipeline import validate
     config = validate(path)
-    if resume:
+    overrides = {key: value for key, value in (
+        ('resume', 'True' if resume else None), ('executor', executor),
+        ('ray_address', ray_address)) if value is not None}
+    if overrides:
         if not is_adaptive(config):
-            raise ConfigError("--resume needs [conversion] spike_code = "
-                              "adaptive_threshold")
-        config.set(SECTION, 'resume', 'True')
+            raise ConfigError("--{} needs [conversion] spike_code = "
+                              "adaptive_threshold".format(
+                                  next(iter(overrides)).replace('_', '-')))
+        for key, value in overrides.items():
+            config.set(SECTION, key, value)
+        settings_from_config(config)        # validates the new values
     return run_pipeline(config)
 
 
 def _cmd_run(args):
-    run_config(args.config, args.resume)
+    run_config(args.config, args.resume, args.executor, args.ray_address)
     return 0
 
 
@@ -104,8 +112,14 @@ def _cmd_compare(args):
                 raster_layer=args.raster_layer,
                 raster_sample=args.raster_sample,
                 raster_setting=args.raster_setting, title=args.title,
-                overrides=args.set)
+                overrides=args.set + _executor_overrides(args))
     return 0
+
+
+def _executor_overrides(args):
+    return ['adaptive_threshold.{}={}'.format(key, value) for key, value in (
+        ('executor', args.executor), ('ray_address', args.ray_address))
+        if value is not None]
 
 
 def _cmd_plot(args):
@@ -128,10 +142,22 @@ def _cmd_bench(args):
     return run_bench(args)
 
 
+def _add_executor_options(p):
+    p.add_argument('--executor', choices=['local', 'ray'],
+                   help="where the batches run: this process, or a Ray "
+                   "cluster (default: the config's [adaptive_threshold] "
+                   "executor, local)")
+    p.add_argument('--ray-address', metavar='ADDRESS',
+                   help="with --executor ray: 'auto' or host:port of a "
+                   "running cluster; empty (the default) starts a Ray "
+                   "instance on this machine")
+
+
 def _add_run_options(p):
     p.add_argument('--resume', action='store_true',
                    help='continue a run that was killed: batches recorded in '
                    'its progress.jsonl are not simulated again')
+    _add_executor_options(p)
 
 
 def build_parser():
@@ -205,6 +231,7 @@ def build_parser():
                    metavar='SECTION.KEY=VALUE', help='override a config value '
                    'for this comparison, e.g. --set simulation.duration=200 '
                    '(repeatable)')
+    _add_executor_options(c)
     c.set_defaults(func=_cmd_compare)
 
     g = sub.add_parser('plot', help="redraw a comparison's plots from its "
@@ -275,7 +302,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.terminal:
-            run_config(args.terminal, args.resume)
+            run_config(args.terminal, args.resume, args.executor,
+                       args.ray_address)
             return 0
         if not getattr(args, 'func', None):
             parser.print_help()

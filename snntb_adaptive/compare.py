@@ -168,10 +168,9 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
     if duration not in steps:
         steps.append(duration)
 
-    results = OrderedDict()
-    for s in settings:
-        log.info("compare: {}".format(label_of(s)))
-        results[label_of(s)] = session.run(s, label=folder_of(s))
+    by_folder = session.run_many([(s, folder_of(s)) for s in settings])
+    results = OrderedDict((label_of(s), by_folder[folder_of(s)])
+                          for s in settings)
 
     rows = [summary_row(name, res, steps) for name, res in results.items()]
     header = ("{}: {} samples, T = {}, batch {}; ANN top-1 {:.2f} %.\n\n"

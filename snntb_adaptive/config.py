@@ -14,6 +14,11 @@ adds one section::
     resume = False          # True: continue a killed run (see progress.py)
     kernel = auto           # auto | fused | tf   (see kernel.py; same results)
     precision = float32     # float32 | bfloat16 (optional: bf16 weights, see layers.py)
+    executor = local        # local | ray   (where batches run; same results)
+    ray_address =           # empty: a Ray instance on this machine;
+                            # auto or host:port: join that cluster
+    workers = 0             # Ray workers; 0: one per threads_per_worker CPUs
+    threads_per_worker = 1  # TensorFlow threads of each Ray worker
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -51,7 +56,12 @@ DEFAULTS = {
     'resume': 'False',
     'kernel': 'auto',
     'precision': 'float32',
+    'executor': 'local',
+    'ray_address': '',
+    'workers': '0',
+    'threads_per_worker': '1',
 }
+EXECUTORS = ('local', 'ray')
 
 
 @dataclass(frozen=True)
@@ -140,12 +150,55 @@ def settings_from_mapping(section):
                                         'no', 'on', 'off'):
         raise ConfigError("[adaptive_threshold] resume = {!r}: not a boolean "
                           "(use True or False).".format(values['resume']))
+    execution_from_mapping(values)   # validates the execution keys
     return Settings(preset=preset, update=update, scope=scope,
                     eta_scale=parse_eta(values['eta_scale']),
                     readout=_choice('readout', values['readout'], READOUTS),
                     kernel=_choice('kernel', values['kernel'], KERNELS),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where a run's batches are simulated. Not part of the results: a run
+    gives the same numbers with either executor (and may be resumed with the
+    other)."""
+
+    executor: str = 'local'
+    ray_address: str = ''
+    workers: int = 0
+    threads_per_worker: int = 1
+
+
+def _whole(key, value, lower):
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < lower:
+        raise ConfigError("[adaptive_threshold] {} = {!r}: give a whole "
+                          "number >= {}.".format(key, value, lower))
+    return number
+
+
+def execution_from_mapping(values):
+    """The :class:`Execution` of a mapping of the section's keys."""
+    merged = dict(DEFAULTS)
+    merged.update({k: str(v).strip() for k, v in values.items()})
+    return Execution(
+        executor=_choice('executor', merged['executor'], EXECUTORS),
+        ray_address=merged['ray_address'],
+        workers=_whole('workers', merged['workers'], 0),
+        threads_per_worker=_whole('threads_per_worker',
+                                  merged['threads_per_worker'], 1))
+
+
+def execution_from_config(config):
+    """The :class:`Execution` of a SNN-TB config."""
+    if not config.has_section(SECTION):
+        return Execution()
+    return execution_from_mapping(dict(config.items(SECTION)))
 
 
 def settings_from_config(config):

@@ -163,7 +163,6 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     :class:`~snntb_adaptive.errors.RunStopped` that says how many batches
     are saved.
     """
-    from snntb_adaptive.metrics import topk_correct
     from snntb_adaptive.progress import rss_mb
     total = num_batches(num_to_test, len(x_test), batch_size)
     started = time.time()
@@ -176,17 +175,9 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
                     recorder.add_record(done_before[b])
                     continue
                 t0 = time.time()
-                sl = slice(b * batch_size, (b + 1) * batch_size)
-                x_b, y_b = x_test[sl], y_test[sl]
-                truth = np.argmax(y_b, axis=1)
-                scores, counts, thetas = simulate_batch(x_b, truth)
-                ann = np.asarray(parsed_model.predict_on_batch(x_b))
-                rec = recorder.add_batch(
-                    truth, scores, counts, thetas,
-                    ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
-                    ann_topk=int(np.sum(topk_correct(ann, truth,
-                                                     recorder.top_k))))
-                reset(b)
+                rec = batch_record(simulate_batch, reset, parsed_model,
+                                   x_test, y_test, batch_size, recorder, b)
+                recorder.add_record(rec)
                 if progress is not None:
                     progress.append(b, rec,
                                     seconds=round(time.time() - t0, 4),
@@ -210,6 +201,43 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
             'no space left on the device', progress,
             len(done_before) + simulated, total)) from None
     return time.time() - started
+
+
+def batch_simulator(snn):
+    """``simulate_batch(x_batch, truth) -> (scores (T,B,C), counts,
+    thetas)`` of a built network: the plugin's (scores: cumulative output
+    spikes or membrane input; spikes and thresholds per layer), or SNN-TB's
+    own (its cumulative output spike counts; no per-layer records)."""
+    if hasattr(snn, 'simulate_batch'):
+        def simulate_batch(x_b, truth):
+            readout, counts, thetas = snn.simulate_batch(x_b)
+            return snn.readout_scores(readout), counts, thetas
+    else:
+        def simulate_batch(x_b, truth):
+            counts = snn.simulate(x_b_l=x_b, truth_b=truth)
+            return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
+                    None)
+    return simulate_batch
+
+
+def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
+                 batch_size, recorder, b):
+    """Simulate batch ``b`` (then SNN-TB's reset) and evaluate the ANN on
+    it; returns the batch's record (``recorder.batch_record``), the unit the
+    run's sums and ``progress.jsonl`` are made of. The same on every
+    executor."""
+    from snntb_adaptive.metrics import topk_correct
+    sl = slice(b * batch_size, (b + 1) * batch_size)
+    x_b, y_b = x_test[sl], y_test[sl]
+    truth = np.argmax(y_b, axis=1)
+    scores, counts, thetas = simulate_batch(x_b, truth)
+    ann = np.asarray(parsed_model.predict_on_batch(x_b))
+    rec = recorder.batch_record(
+        truth, scores, counts, thetas,
+        ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
+        ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
+    reset(b)
+    return rec
 
 
 def _stopped_message(what, progress, saved, total):

@@ -20,6 +20,7 @@ import os
 
 from snntb_adaptive import pipeline
 from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.log import log
 
 STOCK = 'stock'
 
@@ -153,6 +154,60 @@ class Session:
         snn.run(**self.testset)
         return snn.results
 
+    def run_many(self, settings):
+        """Run several settings, given as ``[(setting, label), ...]``;
+        returns ``{label: results}`` in that order. With ``[adaptive_threshold]
+        executor = ray`` the batches of every setting are units of work on
+        the cluster together (so five settings keep all workers busy); else
+        one setting after the other in this process. The results are the
+        same either way."""
+        from snntb_adaptive.config import execution_from_config
+        if self.parsed is None:
+            self.prepare()
+        execution = execution_from_config(self.config)
+        if execution.executor != 'ray':
+            results = {}
+            for setting, label in settings:
+                log.info("run: {}".format(label))
+                results[label] = self.run(setting, label)
+            return results
+        from snntb_adaptive import executors
+        from snntb_adaptive.metrics import RunRecorder
+        from snntb_adaptive.network import layer_rows
+        jobs, finish = [], []
+        for setting, label in settings:
+            name, keys = parse_setting(setting)
+            if name == STOCK:
+                cfg = self.setting_config(label, STOCK, keys)
+                snn = pipeline.build(cfg, self.parsed, self.testset)
+                job = executors.Job(
+                    label, cfg, self.parsed, self.testset['x_test'],
+                    self.testset['y_test'], RunRecorder(
+                        layer_rows(self.parsed, cfg), snn._num_timesteps,
+                        snn.top_k, snn.num_classes))
+                settings_ = {'preset': STOCK,
+                             'simulator': 'SNN-TB temporal_mean_rate',
+                             **pipeline.run_settings(snn)}
+                finish.append(lambda seconds, job=job, cfg=cfg, s=settings_:
+                              pipeline.record(cfg.get(
+                                  'paths', 'log_dir_of_current_run'),
+                                  job.recorder, s, seconds))
+            else:
+                snn = self.build(setting, label)
+                job = snn.start_run(self.testset['x_test'],
+                                    self.testset['y_test'], key=label)
+                finish.append(lambda seconds, job=job, snn=snn:
+                              snn.finish_run(job, seconds))
+            jobs.append(job)
+        try:
+            seconds = executors.simulate_on_ray(execution, jobs)
+        finally:
+            for job in jobs:
+                if job.progress is not None:
+                    job.progress.close()
+        return {label: done(seconds)
+                for (_, label), done in zip(settings, finish)}
+
     def spike_train(self, setting, layer_index, sample):
         """Spikes ``(T, ...)`` of one spiking layer for one test sample
         (simulated in its batch, from a fresh state)."""
@@ -173,20 +228,13 @@ class Session:
         """SNN-TB's own simulator through the simulate and record stages
         (accuracy per step only: it reports no per-layer spikes or
         thresholds)."""
-        import numpy as np
         from snntb_adaptive.metrics import RunRecorder
         from snntb_adaptive.network import layer_rows
         snn = pipeline.build(cfg, self.parsed, self.testset)
         recorder = RunRecorder(layer_rows(self.parsed, cfg),
                                snn._num_timesteps, snn.top_k, snn.num_classes)
-
-        def simulate(x_b, truth):
-            counts = snn.simulate(x_b_l=x_b, truth_b=truth)
-            return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
-                    None)
-
         seconds = pipeline.simulate(
-            simulate, snn.reset, self.parsed, self.testset['x_test'],
+            pipeline.batch_simulator(snn), snn.reset, self.parsed, self.testset['x_test'],
             self.testset['y_test'], snn.batch_size,
             cfg.getint('simulation', 'num_to_test'), recorder)
         settings = {'preset': STOCK,

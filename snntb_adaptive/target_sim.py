@@ -34,7 +34,8 @@ from snntoolbox.simulation.target_simulators import \
 
 from snntb_adaptive import kernel, network, pipeline  # noqa: E402
 from snntb_adaptive import layers as at_layers  # noqa: E402
-from snntb_adaptive.config import SECTION, settings_from_config  # noqa: E402
+from snntb_adaptive.config import (SECTION, execution_from_config,  # noqa
+                                   settings_from_config)
 from snntb_adaptive.dynamics import (NeuronParams, get_rule,  # noqa: E402
                                      input_max)
 from snntb_adaptive.errors import ConfigError  # noqa: E402
@@ -349,13 +350,37 @@ class SNN(tmr_sim.SNN):
         return {**self.settings.as_dict(),
                 'eta_per_layer': list(self._etas),
                 **pipeline.run_settings(self), 'loop': self.loop,
-                'kernel': self.kernel}
+                'kernel': self.kernel,
+                'executor': execution_from_config(self.config).executor}
 
     def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
         """SNN-TB's ``run``: the simulate and record stages of
         :mod:`snntb_adaptive.pipeline` on the test set, with durable progress
-        (and ``resume``). Returns the final top-1 accuracy."""
+        (and ``resume``), on this process or a Ray cluster (``executor``).
+        Returns the final top-1 accuracy."""
+        job = self.start_run(x_test, y_test, kwargs.get('path'))
+        execution = execution_from_config(self.config)
+        try:
+            if execution.executor == 'ray':
+                from snntb_adaptive import executors
+                seconds = executors.simulate_on_ray(execution, [job])
+            else:
+                seconds = pipeline.simulate(
+                    pipeline.batch_simulator(self), self.reset,
+                    self.parsed_model, job.x_test, job.y_test,
+                    self.batch_size, self.config.getint(
+                        'simulation', 'num_to_test'), self.recorder,
+                    job.progress)
+        finally:
+            job.progress.close()
+        return self.finish_run(job, seconds)['final_accuracy_top1']
+
+    def start_run(self, x_test, y_test, log_dir=None, key='run'):
+        """Everything before the batches: checks, the recorder, and the
+        progress file (fingerprinted; with ``resume``, the batches it holds
+        are taken). Returns an :class:`~snntb_adaptive.executors.Job`."""
         from snntoolbox.simulation.utils import get_samples_from_list
+        from snntb_adaptive.executors import Job
 
         if not self.is_built:
             raise ConfigError(
@@ -365,45 +390,44 @@ class SNN(tmr_sim.SNN):
             raise ConfigError(
                 "No test data: the adaptive-threshold simulator needs "
                 "x_test.npz and y_test.npz in [paths] dataset_path.")
-        log_dir = kwargs.get('path') or self.config.get(
-            'paths', 'log_dir_of_current_run')
+        log_dir = log_dir or self.config.get('paths',
+                                             'log_dir_of_current_run')
         x_test, y_test = get_samples_from_list(x_test, y_test, None,
                                                self.config)
         self.recorder = RunRecorder(self._layer_rows, self._num_timesteps,
                                     self.top_k, self.num_classes)
-
-        def simulate(x_b, truth):
-            readout, counts, thetas = self.simulate_batch(x_b)
-            return self.readout_scores(readout), counts, thetas
-
-        num_to_test = self.config.getint('simulation', 'num_to_test')
+        execution = execution_from_config(self.config)
         settings = self.run_settings()
-        n = pipeline.num_batches(num_to_test, len(x_test),
-                                 self.batch_size) * self.batch_size
-        # How it is computed (loop, kernel) does not change what, and where
-        # the model file lies does not either (its parameters are in the
-        # fingerprint): a run may be resumed with another loop or kernel,
-        # and after its folder was moved.
+        n = pipeline.num_batches(self.config.getint('simulation',
+                                                    'num_to_test'),
+                                 len(x_test), self.batch_size) * \
+            self.batch_size
+        # How it is computed (loop, kernel, executor) does not change what,
+        # and where the model file lies does not either (its parameters are
+        # in the fingerprint): a run may be resumed with another loop,
+        # kernel or executor, and after its folder was moved.
         fp = fingerprint({k: v for k, v in settings.items()
-                          if k not in ('loop', 'kernel', 'model_file')},
+                          if k not in ('loop', 'kernel', 'model_file',
+                                       'executor')},
                          self._layer_rows,
                          self.parsed_model.get_weights(), x_test[:n],
                          y_test[:n])
         resume = self.config.getboolean(SECTION, 'resume', fallback=False)
-        if resume and self.config.getint('simulation',
-                                          'reset_between_nth_sample') != 1:
+        if (resume or execution.executor == 'ray') and self.config.getint(
+                'simulation', 'reset_between_nth_sample') != 1:
             raise ConfigError(
-                "[adaptive_threshold] resume = True needs [simulation] "
+                "[adaptive_threshold] {} needs [simulation] "
                 "reset_between_nth_sample = 1 (with state carried across "
-                "batches, skipped batches cannot be replayed).")
+                "batches, batches cannot be simulated apart).".format(
+                    'executor = ray' if execution.executor == 'ray'
+                    else 'resume = True'))
         progress = Progress(log_dir, fp, resume, n // self.batch_size)
-        try:
-            seconds = pipeline.simulate(simulate, self.reset,
-                                        self.parsed_model, x_test, y_test,
-                                        self.batch_size, num_to_test,
-                                        self.recorder, progress)
-        finally:
-            progress.close()
-        self.results = pipeline.record(log_dir, self.recorder, settings,
-                                       seconds)
-        return self.results['final_accuracy_top1']
+        self._run_log_dir, self._run_settings = log_dir, settings
+        return Job(key, self.config, self.parsed_model, x_test, y_test,
+                   self.recorder, progress)
+
+    def finish_run(self, job, seconds):
+        """The record stage: ``results.json`` from the job's recorder."""
+        self.results = pipeline.record(self._run_log_dir, job.recorder,
+                                       self._run_settings, seconds)
+        return self.results
