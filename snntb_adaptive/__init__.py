@@ -26,6 +26,7 @@ The pipeline and its inputs
 
 * :mod:`~snntb_adaptive.pipeline` - the stages in order: validate, parse,
   Phase 1, build, simulate, record;
+* :mod:`~snntb_adaptive.executors` - the simulate stage on a Ray cluster;
 * :mod:`~snntb_adaptive.config` - the ``[adaptive_threshold]`` section;
 * :mod:`~snntb_adaptive.checks` - input checks before any work;
 * :mod:`~snntb_adaptive.data` - data sets and SNN-TB data folders;
