@@ -1,6 +1,6 @@
 """Throughput of the Ray executor against a local run, on this machine.
 
-    python benchmarks/ray_throughput.py [--model PATH] [--images 500]
+    python benchmarks/ray_throughput.py [--model vgg7|vgg19] [--images 500]
         [--duration 200] [--batch-size 50] [--shared ../shared]
 
 Runs the same config (``cifar10_vgg7.h5`` by default, on the first
@@ -27,21 +27,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-CONFIG = """[paths]
-path_wd = {wd}
-dataset_path = {wd}/data
-filename_ann = model
-runlabel = {label}
-[tools]
-evaluate_ann = False
-[conversion]
-spike_code = adaptive_threshold
-[simulation]
-duration = {duration}
-batch_size = {batch_size}
-num_to_test = {images}
-[output]
-verbose = 0
+EXECUTION = """
 [adaptive_threshold]
 preset = paper
 executor = {executor}
@@ -54,8 +40,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'),
                    help='folder with data/ and models/ (default: ../shared)')
-    p.add_argument('--model', default=None, help='tf-keras .h5 (default: '
-                   'SHARED/models/cifar10_vgg7.h5)')
+    p.add_argument('--model', default='vgg7', choices=['vgg7', 'vgg19'],
+                   help='SHARED/models/cifar10_<model>.h5 (default: '
+                   '%(default)s)')
     p.add_argument('--images', type=int, default=500,
                    help='CIFAR-10 test images (default: %(default)s)')
     p.add_argument('--duration', type=int, default=200,
@@ -63,28 +50,20 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=50,
                    help='images per batch (default: %(default)s)')
     args = p.parse_args(argv)
-    import shutil
-    from snntb_adaptive import data
-    model = args.model or os.path.join(args.shared, 'models',
-                                       'cifar10_vgg7.h5')
-    with tempfile.TemporaryDirectory() as wd:
-        shutil.copy(model, os.path.join(wd, 'model.h5'))
-        x_te, y_te = data.load_npz(os.path.join(
-            args.shared, 'data', 'cifar10_test.npz'), ['x_test', 'y_test'])
-        (x_norm,) = data.load_npz(os.path.join(
-            args.shared, 'data', 'cifar10_norm.npz'), ['x_norm'])
-        data.write_snntb_dataset(os.path.join(wd, 'data'),
-                                 x_te[:args.images], y_te[:args.images],
-                                 x_norm[:1000], 10)
+    from snntb_adaptive.bench import MODELS, _workdir
+    with tempfile.TemporaryDirectory() as tmp:
+        base = _workdir(tmp, 'wd', MODELS[args.model], args.shared,
+                        args.duration, args.batch_size, args.images, 1000)
+        wd = os.path.dirname(base)
+        with open(base) as f:
+            text = f.read()
         results = {}
         for executor in ('local', 'ray'):
             cfg = os.path.join(wd, executor + '.ini')
             with open(cfg, 'w') as f:
-                f.write(CONFIG.format(wd=wd, label=executor,
-                                      executor=executor,
-                                      duration=args.duration,
-                                      batch_size=args.batch_size,
-                                      images=args.images))
+                f.write(text.replace('runlabel = bench',
+                                     'runlabel = ' + executor) +
+                        EXECUTION.format(executor=executor))
             proc = subprocess.run([sys.executable, '-m', 'snntb_adaptive',
                                    '-t', cfg], capture_output=True,
                                   text=True)
