@@ -24,7 +24,7 @@ SETTING_KEYS = {'preset', 'update', 'scope', 'eta_scale', 'readout',
                 'eta_per_layer', 'v_max', 'duration', 'dt', 'batch_size',
                 'num_to_test', 'num_samples', 'top_k', 'model_file',
                 'normalize', 'percentile', 'reset_between_nth_sample',
-                'loop', 'kernel', 'precision'}
+                'loop', 'kernel', 'precision', 'executor'}
 
 
 @pytest.fixture(scope='module')
