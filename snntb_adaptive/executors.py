@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 from snntb_adaptive.errors import ConfigError, RunStopped
 from snntb_adaptive.log import log, table
+from snntb_adaptive.pipeline import sigterm_as_interrupt, stopped_message
 
 
 class Job(NamedTuple):
@@ -245,41 +246,47 @@ def simulate_on_ray(execution, jobs):
                  "the cluster)".format(total_units, n_workers, threads,
                                        cpus))
         idle, inflight = list(actors), {}
-        pids, restarts, done_units = {}, 0, 0
-        while units or inflight:
-            while idle and units:
-                actor = idle.pop(0)
-                tracker, b = units.pop(0)
-                ref = actor.run.remote([shared], tracker.job.key,
-                                       sections[tracker.job.key], b)
-                inflight[ref] = (actor, tracker, b)
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            for ref in ready:
-                actor, tracker, b = inflight.pop(ref)
-                rec, seconds, rss, pid = ray.get(ref)
-                idle.append(actor)
-                if pids.get(actor._actor_id) not in (None, pid):
-                    restarts += 1
-                pids[actor._actor_id] = pid
-                tracker.add(b, rec, seconds, rss)
-                done_units += 1
-                elapsed = time.time() - started
-                images = done_units * tracker.batch_size
-                table("ray: {}/{} batches ({} batch {})  {:.1f} images/s  "
-                      "{:.1f} s elapsed, {:.1f} s left  workers {} "
-                      "(restarted {})".format(
-                          done_units, total_units, tracker.job.key, b + 1,
-                          images / elapsed, elapsed,
-                          elapsed / done_units * (len(units) + len(inflight)),
-                          n_workers, restarts))
+        # each worker's process, to count restarts (a restarted worker
+        # answers from another process)
+        pids = {a._actor_id: pid for a, pid in zip(
+            actors, ray.get([a.pid.remote() for a in actors]))}
+        restarts, done_units = 0, 0
+        with sigterm_as_interrupt():
+            while units or inflight:
+                while idle and units:
+                    actor = idle.pop(0)
+                    tracker, b = units.pop(0)
+                    ref = actor.run.remote([shared], tracker.job.key,
+                                           sections[tracker.job.key], b)
+                    inflight[ref] = (actor, tracker, b)
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                for ref in ready:
+                    actor, tracker, b = inflight.pop(ref)
+                    rec, seconds, rss, pid = ray.get(ref)
+                    idle.append(actor)
+                    if pids[actor._actor_id] != pid:
+                        restarts += 1
+                    pids[actor._actor_id] = pid
+                    tracker.add(b, rec, seconds, rss)
+                    done_units += 1
+                    elapsed = time.time() - started
+                    images = done_units * tracker.batch_size
+                    table("ray: {}/{} batches ({} batch {})  {:.1f} images/s  "
+                          "{:.1f} s elapsed, {:.1f} s left  workers {} "
+                          "(restarted {})".format(
+                              done_units, total_units, tracker.job.key, b + 1,
+                              images / elapsed, elapsed, elapsed /
+                              done_units * (len(units) + len(inflight)),
+                              n_workers, restarts))
         if not all(t.finished for t in trackers):
             raise RuntimeError('ray: batches missing after the run')
-    except KeyboardInterrupt:
-        from snntb_adaptive.pipeline import _stopped_message
-        t = trackers[0]
-        raise RunStopped(_stopped_message(
-            'interrupted', t.job.progress, len(t.done) + t.saved,
-            t.total)) from None
+    except KeyboardInterrupt as e:
+        what = 'stopped by SIGTERM' if str(e) == 'SIGTERM' else 'interrupted'
+        raise RunStopped('; '.join(
+            '{}{}'.format('' if len(trackers) == 1 else t.job.key + ': ',
+                          stopped_message(what, t.job.progress,
+                                          len(t.done) + t.saved, t.total))
+            for t in trackers)) from None
     finally:
         for actor in actors:
             ray.kill(actor)

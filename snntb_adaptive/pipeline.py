@@ -132,7 +132,7 @@ def num_batches(num_to_test, num_samples, batch_size):
 
 
 @contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """Inside the block SIGTERM stops the run as Ctrl-C does (main thread
     only; elsewhere the block runs unchanged)."""
     if threading.current_thread() is not threading.main_thread():
@@ -169,7 +169,7 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     done_before = progress.done if progress is not None else {}
     simulated = 0
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             for b in range(total):
                 if b in done_before:
                     recorder.add_record(done_before[b])
@@ -191,13 +191,13 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
                           elapsed, elapsed / simulated * (total - done)))
                 sys.stdout.flush()
     except KeyboardInterrupt as e:
-        raise RunStopped(_stopped_message(
+        raise RunStopped(stopped_message(
             'stopped by SIGTERM' if str(e) == 'SIGTERM' else 'interrupted',
             progress, len(done_before) + simulated, total)) from None
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        raise RunStopped(_stopped_message(
+        raise RunStopped(stopped_message(
             'no space left on the device', progress,
             len(done_before) + simulated, total)) from None
     return time.time() - started
@@ -240,7 +240,7 @@ def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
     return rec
 
 
-def _stopped_message(what, progress, saved, total):
+def stopped_message(what, progress, saved, total):
     if progress is None:
         return "{} after {} of {} batches; nothing of the run was saved" \
             "".format(what, saved, total)

@@ -129,6 +129,36 @@ def test_killed_worker_costs_only_a_retry(wd, local):
     _same(_results(wd, 'killed_worker'), _results(wd, 'killed_local'))
 
 
+def test_driver_killed_then_resumed(wd, local, capsys):
+    """kill -9 of the driver of a Ray run: --resume continues from its
+    progress file and gives the uninterrupted results."""
+    from snntb_adaptive.cli import main
+    cfg = _config(wd, 'killed_driver', 'ray')
+    progress = os.path.join(wd, 'log', 'gui', 'killed_driver',
+                            'progress.jsonl')
+    proc = subprocess.Popen([sys.executable, '-m', 'snntb_adaptive', '-t',
+                             cfg], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(progress):
+            with open(progress) as f:
+                if f.read().count('\n') >= 3:
+                    break
+        time.sleep(0.02)
+    assert proc.poll() is None, 'the run ended before it could be killed'
+    proc.kill()
+    proc.wait()
+    with open(progress) as f:
+        done = f.read().count('\n') - 1
+    assert 2 <= done < 10
+    capsys.readouterr()
+    assert main(['-t', cfg, '--resume']) == 0
+    assert 'resuming, {} of 10 batches already done'.format(done) in \
+        capsys.readouterr().out
+    _same(_results(wd, 'killed_driver'), local)
+
+
 def test_separate_head_joined_by_address(wd, local):
     ray_bin = os.path.join(os.path.dirname(sys.executable), 'ray')
     port = 6391
