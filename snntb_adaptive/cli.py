@@ -153,6 +153,15 @@ def _add_executor_options(p):
                    "instance on this machine")
 
 
+def _add_plot_options(p):
+    p.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
+                   'accuracy plot (e.g. the authors\' published curve)')
+    p.add_argument('--reference-label', default='authors (published log)',
+                   help='legend entry of --reference (default: %(default)s)')
+    p.add_argument('--title', help='title of the plots (compare: default '
+                   'the config file name)')
+
+
 def _add_run_options(p):
     p.add_argument('--resume', action='store_true',
                    help='continue a run that was killed: batches recorded in '
@@ -209,10 +218,7 @@ def build_parser():
                    '%(default)s; the last step is always added)')
     c.add_argument('--out', help="output folder (default: 'compare' next to "
                    "the config's log folder)")
-    c.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
-                   'accuracy plot (e.g. the authors\' published curve)')
-    c.add_argument('--reference-label', default='authors (published log)',
-                   help='legend entry of --reference (default: %(default)s)')
+    _add_plot_options(c)
     c.add_argument('--raster-layer', default='auto',
                    help="spiking layer for Fig. 4: SNN-TB's layer name (e.g. "
                    "01Conv2D_32x32x64) or its index (the number that starts "
@@ -225,8 +231,6 @@ def build_parser():
     c.add_argument('--raster-setting', default='paper',
                    help='setting drawn beside the stock twin in Fig. 4 '
                    '(default: %(default)s)')
-    c.add_argument('--title', help='title of the plots (default: the '
-                   'config file name)')
     c.add_argument('--set', action='append', default=[],
                    metavar='SECTION.KEY=VALUE', help='override a config value '
                    'for this comparison, e.g. --set simulation.duration=200 '
@@ -237,11 +241,7 @@ def build_parser():
     g = sub.add_parser('plot', help="redraw a comparison's plots from its "
                        'results.json files')
     g.add_argument('out', help='the --out folder of a comparison')
-    g.add_argument('--reference', help='CSV of t,accuracy%% to draw in the '
-                   'accuracy plot')
-    g.add_argument('--reference-label', default='authors (published log)',
-                   help='legend entry of --reference (default: %(default)s)')
-    g.add_argument('--title', help='title of the plots')
+    _add_plot_options(g)
     g.set_defaults(func=_cmd_plot)
 
     q = sub.add_parser('prepare-data', help="write an SNN-TB data folder "
