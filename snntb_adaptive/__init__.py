@@ -20,6 +20,7 @@ The method
 * :mod:`~snntb_adaptive.network` - supported layers and the layer table;
 * :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook (SNN-TB's scale
   factors, streaming; ``V_init = eta * V_max``);
+* :mod:`~snntb_adaptive.spike_norm` - Spike-Norm as Phase 1;
 * :mod:`~snntb_adaptive.target_sim` - the INI target simulator;
 
 The pipeline and its inputs

@@ -6,6 +6,7 @@ adds one section::
 
     [adaptive_threshold]
     preset = paper          # paper | authors_code | authors_executed | paper_window
+                            # | spike_norm (Phase 1 by Spike-Norm, see spike_norm.py)
     eta_scale = 0.7         # float in (0, 1], or one per spiking layer: 0.7, 0.8, ...
     update =                # clamp | window | none, or any rule registered in
                             # dynamics.RULES        (empty: from the preset)
@@ -40,7 +41,10 @@ PRESETS = {
     'authors_code': ('clamp', 'batch'),
     'authors_executed': ('none', 'batch'),
     'paper_window': ('window', 'sample'),
+    'spike_norm': ('none', 'batch'),
 }
+#: presets whose Phase 1 is not SNN-TB's data-based weight normalisation
+PHASE1_OF_PRESET = {'spike_norm': 'spike_norm'}
 READOUTS = ('spikes', 'membrane')
 KERNELS = ('auto', 'fused', 'tf')
 PRECISIONS = ('float32', 'bfloat16')
@@ -75,6 +79,9 @@ class Settings:
     readout: str = 'spikes'
     kernel: str = 'auto'
     precision: str = 'float32'
+    #: ``weight_norm`` (SNN-TB's percentile normalisation, then ``V_init =
+    #: eta * V_max``) or ``spike_norm`` (:mod:`snntb_adaptive.spike_norm`)
+    phase1: str = 'weight_norm'
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -94,7 +101,7 @@ class Settings:
         return {'preset': self.preset, 'update': self.update,
                 'scope': self.scope, 'eta_scale': list(self.eta_scale),
                 'readout': self.readout, 'kernel': self.kernel,
-                'precision': self.precision}
+                'precision': self.precision, 'phase1': self.phase1}
 
 
 def _choice(key, value, allowed):
@@ -151,8 +158,13 @@ def settings_from_mapping(section):
         raise ConfigError("[adaptive_threshold] resume = {!r}: not a boolean "
                           "(use True or False).".format(values['resume']))
     execution_from_mapping(values)   # validates the execution keys
+    phase1 = PHASE1_OF_PRESET.get(preset, 'weight_norm')
+    etas = parse_eta(values['eta_scale'])
+    if phase1 == 'spike_norm':
+        # the thresholds are the measured maxima: V_init = V_max
+        etas = (1.0,)
     return Settings(preset=preset, update=update, scope=scope,
-                    eta_scale=parse_eta(values['eta_scale']),
+                    eta_scale=etas, phase1=phase1,
                     readout=_choice('readout', values['readout'], READOUTS),
                     kernel=_choice('kernel', values['kernel'], KERNELS),
                     precision=_choice('precision', values['precision'],

@@ -47,8 +47,8 @@ class Job(NamedTuple):
 
     key: str                 #: unique name of the setting
     config: object           #: its SNN-TB config (ConfigParser)
-    parsed_model: object     #: the normalised parsed model (shared by jobs)
-    x_test: object           #: test data (shared by jobs)
+    parsed_model: object     #: the normalised parsed model of the setting
+    x_test: object           #: test data (the same object for all jobs)
     y_test: object
     recorder: object         #: :class:`~snntb_adaptive.metrics.RunRecorder`
     progress: object = None  #: :class:`~snntb_adaptive.progress.Progress`
@@ -92,51 +92,57 @@ class SimulationWorker:
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        self.parsed = None
+        self.models = {}     # object id -> parsed model
+        self.data = None
         self.nets = {}
 
-    def _load(self, shared_ref):
-        """The model and data, from the object store, once (again after a
-        restart). The reference comes in a list, so that Ray hands it over
-        rather than resolving it; the actor holds no object-store
-        arguments that a restart would need."""
-        if self.parsed is None:
-            import ray
+    def _load(self, refs):
+        """The setting's parsed model and the test data, from the object
+        store, each once (again after a restart). The references come in a
+        list, so that Ray hands them over rather than resolving them; the
+        actor holds no object-store arguments that a restart would need."""
+        import ray
+        model_ref, data_ref = refs
+        if self.data is None:
+            self.data = ray.get(data_ref)
+        key = model_ref.hex()
+        if key not in self.models:
             import tensorflow as tf
-            shared = ray.get(shared_ref[0])
-            self.parsed = tf.keras.models.model_from_json(
-                shared['model_json'])
-            self.parsed.set_weights(shared['weights'])
-            self.x_test, self.y_test = shared['x_test'], shared['y_test']
+            shared = ray.get(model_ref)
+            model = tf.keras.models.model_from_json(shared['model_json'])
+            model.set_weights(shared['weights'])
+            self.models[key] = model
+        return self.models[key], self.data['x_test'], self.data['y_test']
 
     def pid(self):
         return os.getpid()
 
-    def _network(self, key, sections):
+    def _network(self, key, sections, parsed, x_test, y_test):
         if key not in self.nets:
             from snntb_adaptive import pipeline
             from snntb_adaptive.metrics import RunRecorder
             from snntb_adaptive.network import layer_rows
             config = config_from_sections(sections)
-            snn = pipeline.build(config, self.parsed, {
-                'x_test': self.x_test, 'y_test': self.y_test})
-            recorder = RunRecorder(layer_rows(self.parsed, config),
+            snn = pipeline.build(config, parsed, {
+                'x_test': x_test, 'y_test': y_test})
+            recorder = RunRecorder(layer_rows(parsed, config),
                                    snn._num_timesteps, snn.top_k,
                                    snn.num_classes)
             self.nets[key] = (snn, pipeline.batch_simulator(snn), recorder)
         return self.nets[key]
 
-    def run(self, shared_ref, key, sections, b):
+    def run(self, refs, key, sections, b):
         """Simulate batch ``b`` of setting ``key``: ``(record, seconds,
-        rss_mb, pid)``."""
+        rss_mb, pid)``. ``refs``: the setting's model and the data."""
         from snntb_adaptive import pipeline
         from snntb_adaptive.progress import rss_mb
-        self._load(shared_ref)
-        snn, simulate_batch, recorder = self._network(key, sections)
+        parsed, x_test, y_test = self._load(refs)
+        snn, simulate_batch, recorder = self._network(key, sections, parsed,
+                                                      x_test, y_test)
         t0 = time.time()
-        rec = pipeline.batch_record(simulate_batch, snn.reset, self.parsed,
-                                    self.x_test, self.y_test,
-                                    snn.batch_size, recorder, b)
+        rec = pipeline.batch_record(simulate_batch, snn.reset, parsed,
+                                    x_test, y_test, snn.batch_size,
+                                    recorder, b)
         return rec, round(time.time() - t0, 4), rss_mb(), os.getpid()
 
 
@@ -214,14 +220,14 @@ class _Tracker:
 def simulate_on_ray(execution, jobs):
     """Simulate every job's batches on the cluster; the jobs' recorders
     (and progress files) end as after a local run. Returns the wall time.
-    All jobs share one parsed model and test set."""
+    All jobs share one test set; each distinct parsed model (settings with
+    another Phase 1 have their own) goes into the object store once."""
     import numpy as np
     ray = import_ray()
     first = jobs[0]
     for job in jobs[1:]:
-        if job.parsed_model is not first.parsed_model or \
-                job.x_test is not first.x_test:
-            raise ValueError('jobs must share the parsed model and data')
+        if job.x_test is not first.x_test:
+            raise ValueError('jobs must share the test data')
     trackers = [_Tracker(job) for job in jobs]
     units = [(t, b) for t in trackers for b in t.todo()]
     total_units = len(units)
@@ -233,10 +239,16 @@ def simulate_on_ray(execution, jobs):
         cpus = int(ray.cluster_resources().get('CPU', 1))
         n_workers = execution.workers or max(1, cpus // threads)
         n_workers = min(n_workers, max(1, len(units)))
-        shared = ray.put({'model_json': first.parsed_model.to_json(),
-                          'weights': first.parsed_model.get_weights(),
-                          'x_test': np.asarray(first.x_test),
-                          'y_test': np.asarray(first.y_test)})
+        data_ref = ray.put({'x_test': np.asarray(first.x_test),
+                            'y_test': np.asarray(first.y_test)})
+        model_refs = {}
+        for job in jobs:
+            if id(job.parsed_model) not in model_refs:
+                model_refs[id(job.parsed_model)] = ray.put({
+                    'model_json': job.parsed_model.to_json(),
+                    'weights': job.parsed_model.get_weights()})
+        refs = {job.key: [model_refs[id(job.parsed_model)], data_ref]
+                for job in jobs}
         worker_cls = ray.remote(num_cpus=threads, max_restarts=-1,
                                 max_task_retries=-1)(SimulationWorker)
         actors = [worker_cls.remote(threads) for _ in range(n_workers)]
@@ -256,7 +268,8 @@ def simulate_on_ray(execution, jobs):
                 while idle and units:
                     actor = idle.pop(0)
                     tracker, b = units.pop(0)
-                    ref = actor.run.remote([shared], tracker.job.key,
+                    ref = actor.run.remote(refs[tracker.job.key],
+                                           tracker.job.key,
                                            sections[tracker.job.key], b)
                     inflight[ref] = (actor, tracker, b)
                 ready, _ = ray.wait(list(inflight), num_returns=1)

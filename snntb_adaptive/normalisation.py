@@ -56,17 +56,21 @@ def format_rows(rows):
     return '\n'.join(lines)
 
 
-def write_phase1(config, rows, normalised):
-    """Write ``phase1_thresholds.json`` and print the table."""
+def write_phase1(config, rows, normalised, method='weight_norm'):
+    """Write ``phase1_thresholds.json`` and print the table. ``lambda`` is
+    SNN-TB's scale factor (``method = weight_norm``) or the Spike-Norm
+    threshold (``spike_norm``)."""
     log_dir = config.get('paths', 'log_dir_of_current_run')
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, PHASE1_FILE)
     write_json_atomic(path, {
-        'normalised': normalised,
+        'normalised': normalised, 'method': method,
         'percentile': config.getfloat('normalization', 'percentile'),
         'layers': rows}, indent=1)
-    log.info("Phase 1: initial thresholds (lambda = SNN-TB scale factor; "
-             "'-' for layers without parameters)")
+    log.info("Phase 1 ({}): initial thresholds (lambda = {}; '-' for "
+             "layers without parameters)".format(method, {
+                 'weight_norm': 'SNN-TB scale factor',
+                 'spike_norm': 'Spike-Norm threshold'}[method]))
     table(format_rows(rows))
     log.info("Phase 1 written to {}".format(path))
     return path
@@ -263,6 +267,8 @@ def phase1(model, config, **kwargs):
     """
     network.check_convertible(model)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
+    if settings_from_config(config).phase1 == 'spike_norm':
+        return phase1_spike_norm(model, config, kwargs.get('x_norm'))
     norm_dir = _norm_dir(config, kwargs)
     os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
@@ -291,4 +297,42 @@ def phase1(model, config, **kwargs):
     apply_scale_factors(model, scale_facs)
     rows = phase1_rows(model, config, scale_facs)
     write_phase1(config, rows, normalised=True)
+    return rows
+
+
+def phase1_spike_norm(model, config, x_norm=None):
+    """Phase 1 by Spike-Norm (``preset = spike_norm``, see
+    :mod:`snntb_adaptive.spike_norm`): thresholds measured on the first
+    batch of ``x_norm`` over ``duration`` steps; SNN-TB's scale-factor file
+    is neither read nor written."""
+    from snntb_adaptive.network import spiking_layers
+    from snntb_adaptive.spike_norm import spike_norm
+    if x_norm is None:
+        # SNN-TB passes no x_norm when it found cached scale factors of an
+        # earlier run with this label: read the images ourselves
+        path = os.path.join(config.get('paths', 'dataset_path'),
+                            'x_norm.npz')
+        if not os.path.isfile(path):
+            raise ConfigError(
+                "preset = spike_norm needs x_norm.npz in [paths] "
+                "dataset_path (the thresholds are measured on it)")
+        with np.load(path) as f:
+            x_norm = f['arr_0']
+    batch = config.getint('simulation', 'batch_size')
+    steps = config.getint('simulation', 'duration')
+    if len(x_norm) < batch:
+        raise DataError("preset = spike_norm measures on one batch of "
+                        "x_norm, but it holds {} images (batch_size = {})"
+                        "".format(len(x_norm), batch))
+    spiking = {id(layer) for layer in spiking_layers(model, config)}
+    log.info("Spike-Norm: thresholds from {} x_norm images over {} steps..."
+             "".format(batch, steps))
+    t0 = time.time()
+    thetas = spike_norm(model, x_norm[:batch], steps,
+                        config.getfloat('cell', 'v_thresh'),
+                        lambda layer: id(layer) in spiking)
+    log.info("Spike-Norm thresholds computed in {:.1f} s".format(
+        time.time() - t0))
+    rows = phase1_rows(model, config, thetas)
+    write_phase1(config, rows, normalised=True, method='spike_norm')
     return rows

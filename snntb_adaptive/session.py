@@ -72,6 +72,7 @@ class Session:
         self.log_root = log_root or os.path.dirname(
             self.config.get('paths', 'log_dir_of_current_run'))
         self.parsed = None
+        self._other_phase1 = {}     # Phase-1 method -> its parsed model
         self.testset = None
         self._snns = {}
 
@@ -103,6 +104,28 @@ class Session:
         prepared = pipeline.prepare(self.config)
         self.parsed, self.testset = prepared.parsed, prepared.testset
         return self
+
+    @staticmethod
+    def phase1_of(config):
+        """The Phase-1 method a setting's config asks for (SNN-TB's own
+        simulator: its weight normalisation)."""
+        from snntb_adaptive.config import is_adaptive, settings_from_config
+        return settings_from_config(config).phase1 if is_adaptive(config) \
+            else 'weight_norm'
+
+    def parsed_for(self, config):
+        """The parsed model a setting runs on: the session's, or, when the
+        setting's Phase 1 differs (``spike_norm`` beside weight
+        normalisation), a model parsed and normalised by that method, once
+        per method."""
+        method = self.phase1_of(config)
+        if method == self.phase1_of(self.config):
+            return self.parsed
+        if method not in self._other_phase1:
+            log.info("Phase 1 by {} for the settings that ask for it"
+                     "".format(method))
+            self._other_phase1[method] = pipeline.prepare(config).parsed
+        return self._other_phase1[method]
 
     def setting_config(self, label, preset, keys):
         """The config of one setting: the session's config with its own log
@@ -137,7 +160,7 @@ class Session:
         cfg = self.setting_config(label, name, keys)
         settings_from_config(cfg)  # validates
         check_snntb_options(cfg)
-        snn = pipeline.build(cfg, self.parsed, self.testset)
+        snn = pipeline.build(cfg, self.parsed_for(cfg), self.testset)
         self._snns[setting, label] = snn
         return snn
 
@@ -179,11 +202,12 @@ class Session:
             name, keys = parse_setting(setting)
             if name == STOCK:
                 cfg = self.setting_config(label, STOCK, keys)
-                snn = pipeline.build(cfg, self.parsed, self.testset)
+                parsed = self.parsed_for(cfg)
+                snn = pipeline.build(cfg, parsed, self.testset)
                 job = executors.Job(
-                    label, cfg, self.parsed, self.testset['x_test'],
+                    label, cfg, parsed, self.testset['x_test'],
                     self.testset['y_test'], RunRecorder(
-                        layer_rows(self.parsed, cfg), snn._num_timesteps,
+                        layer_rows(parsed, cfg), snn._num_timesteps,
                         snn.top_k, snn.num_classes))
                 settings_ = {'preset': STOCK,
                              'simulator': 'SNN-TB temporal_mean_rate',
@@ -230,11 +254,12 @@ class Session:
         thresholds)."""
         from snntb_adaptive.metrics import RunRecorder
         from snntb_adaptive.network import layer_rows
-        snn = pipeline.build(cfg, self.parsed, self.testset)
-        recorder = RunRecorder(layer_rows(self.parsed, cfg),
+        parsed = self.parsed_for(cfg)
+        snn = pipeline.build(cfg, parsed, self.testset)
+        recorder = RunRecorder(layer_rows(parsed, cfg),
                                snn._num_timesteps, snn.top_k, snn.num_classes)
         seconds = pipeline.simulate(
-            pipeline.batch_simulator(snn), snn.reset, self.parsed, self.testset['x_test'],
+            pipeline.batch_simulator(snn), snn.reset, parsed, self.testset['x_test'],
             self.testset['y_test'], snn.batch_size,
             cfg.getint('simulation', 'num_to_test'), recorder)
         settings = {'preset': STOCK,

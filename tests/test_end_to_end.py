@@ -24,7 +24,7 @@ SETTING_KEYS = {'preset', 'update', 'scope', 'eta_scale', 'readout',
                 'eta_per_layer', 'v_max', 'duration', 'dt', 'batch_size',
                 'num_to_test', 'num_samples', 'top_k', 'model_file',
                 'normalize', 'percentile', 'reset_between_nth_sample',
-                'loop', 'kernel', 'precision', 'executor'}
+                'loop', 'kernel', 'precision', 'executor', 'phase1'}
 
 
 @pytest.fixture(scope='module')
@@ -87,7 +87,7 @@ def test_snntoolbox_command_end_to_end(e2e_dir):
     exe = os.path.join(os.path.dirname(sys.executable), 'snntoolbox')
     p = _run([exe, '-t', path], cwd=ROOT)
     assert 'effective [adaptive_threshold] settings' in p.stdout
-    assert 'Phase 1: initial thresholds' in p.stdout
+    assert 'Phase 1 (weight_norm): initial thresholds' in p.stdout
     log = os.path.join(e2e_dir, 'log', 'gui', 'paper')
     res = _check_results(os.path.join(log, 'results.json'), 'paper', 'clamp',
                          'sample')

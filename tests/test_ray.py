@@ -185,14 +185,14 @@ def test_compare_on_ray_equals_compare_here(wd, tmp_path):
     for executor in ('local', 'ray'):
         out[executor] = str(tmp_path / executor)
         assert main(['compare', cfg, '--settings',
-                     'stock,paper,authors_executed', '--out',
+                     'stock,paper,authors_executed,spike_norm', '--out',
                      out[executor], '--raster-layer', 'none',
                      '--executor', executor]) == 0
     with open(os.path.join(out['local'], 'summary.csv')) as f:
         here = f.read()
     with open(os.path.join(out['ray'], 'summary.csv')) as f:
         assert f.read() == here
-    for setting in ('stock', 'paper', 'authors_executed'):
+    for setting in ('stock', 'paper', 'authors_executed', 'spike_norm'):
         a, b = (_load(out[k], setting) for k in ('local', 'ray'))
         if setting == 'stock':
             a['settings'].pop('executor', None)
