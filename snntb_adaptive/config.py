@@ -375,9 +375,15 @@ def format_settings(settings, config=None):
              else settings.scope + ' (no effect with update = none)'),
             ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
             ('readout', settings.readout), ('kernel', settings.kernel),
-            ('precision', settings.precision)]
+            ('precision', settings.precision), ('phase1', settings.phase1)]
     if config is not None:
-        rows += [('V_max = [cell] v_thresh', config.get('cell', 'v_thresh')),
+        execution = execution_from_config(config)
+        rows += [('executor', execution.executor if execution.executor ==
+                  'local' else 'ray ({}, workers {}, threads {})'.format(
+                      execution.ray_address or 'this machine',
+                      execution.workers or 'auto',
+                      execution.threads_per_worker)),
+                 ('V_max = [cell] v_thresh', config.get('cell', 'v_thresh')),
                  ('duration', config.get('simulation', 'duration')),
                  ('batch_size', config.get('simulation', 'batch_size')),
                  ('num_to_test', config.get('simulation', 'num_to_test'))]
