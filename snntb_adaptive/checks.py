@@ -85,10 +85,12 @@ def read_model_config(path):
                           "with model.save(path)".format(path, e)) from None
 
 
-def check_no_code(path):
+def check_no_code(path, config=None):
     """Refuse a model file whose layers carry code, before Keras loads it
-    (loading would run that code)."""
-    config = read_model_config(path)
+    (loading would run that code). ``config``: its ``model_config``, when
+    already read."""
+    if config is None:
+        config = read_model_config(path)
     found = code_layers(config) if config is not None else []
     if found:
         raise ConfigError(
@@ -149,8 +151,8 @@ def check_model_file(path):
                 "m = tf_keras.models.load_model(path, compile=False); "
                 "m.compile('sgd', 'categorical_crossentropy', ['accuracy']); "
                 "m.save(path)".format(path))
-    check_no_code(path)
     config = read_model_config(path)
+    check_no_code(path, config)
     with h5py.File(path, 'r') as f:
         bad = []
         if 'model_weights' in f:
@@ -190,7 +192,10 @@ def check_model_file(path):
             'layers': layers}
 
 
-def _load_arr0(folder, name):
+def load_arr0(folder, name):
+    """SNN-TB's array ``arr_0`` of ``folder/name``; None when the file is
+    missing; a :class:`DataError` for a folder, an unreadable or empty
+    file."""
     path = os.path.join(folder, name)
     if os.path.isdir(path):
         raise DataError("{} is a folder, not an .npz file; make the data "
@@ -246,12 +251,12 @@ def check_dataset(config, info):
         raise DataError("[paths] dataset_path = {}: folder not found; make it "
                         "with 'python -m snntb_adaptive prepare-data'".format(
                             folder))
-    x = _load_arr0(folder, 'x_test.npz')
-    y = _load_arr0(folder, 'y_test.npz')
+    x = load_arr0(folder, 'x_test.npz')
+    y = load_arr0(folder, 'y_test.npz')
     missing = [n for n, a in (('x_test.npz', x), ('y_test.npz', y))
                if a is None]
     normalize = config.getboolean('tools', 'normalize')
-    xn = _load_arr0(folder, 'x_norm.npz') if normalize else None
+    xn = load_arr0(folder, 'x_norm.npz') if normalize else None
     if normalize and xn is None:
         missing.append('x_norm.npz')
     if missing:

@@ -34,13 +34,11 @@ def run_config(path, resume=False, executor=None, ray_address=None):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise ConfigError("config file {} not found".format(path))
-    registration.ensure_legacy_keras()
-    log.quiet_tensorflow()        # before SNN-TB imports TensorFlow
-    from snntoolbox.bin.utils import run_pipeline
     from snntb_adaptive.config import (SECTION, is_adaptive,
                                        settings_from_config)
     from snntb_adaptive.pipeline import validate
-    config = validate(path)
+    config = validate(path)     # quiets TensorFlow before SNN-TB loads it
+    from snntoolbox.bin.utils import run_pipeline
     overrides = {key: value for key, value in (
         ('resume', 'True' if resume else None), ('executor', executor),
         ('ray_address', ray_address)) if value is not None}

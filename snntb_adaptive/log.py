@@ -39,8 +39,9 @@ class _StdoutHandler(logging.StreamHandler):
 
 
 class _Prefix(logging.Formatter):
-    """``snntb-adaptive: `` before the first line of a message; lines that
-    begin with a blank line or are a table keep their layout."""
+    """``snntb-adaptive: `` before a message; tables and progress lines
+    logged through :func:`table` (``extra={'raw': True}``) are left as they
+    are."""
 
     def format(self, record):
         text = super().format(record)

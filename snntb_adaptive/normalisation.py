@@ -310,14 +310,12 @@ def phase1_spike_norm(model, config, x_norm=None):
     if x_norm is None:
         # SNN-TB passes no x_norm when it found cached scale factors of an
         # earlier run with this label: read the images ourselves
-        path = os.path.join(config.get('paths', 'dataset_path'),
-                            'x_norm.npz')
-        if not os.path.isfile(path):
+        from snntb_adaptive.checks import load_arr0
+        x_norm = load_arr0(config.get('paths', 'dataset_path'), 'x_norm.npz')
+        if x_norm is None:
             raise ConfigError(
                 "preset = spike_norm needs x_norm.npz in [paths] "
                 "dataset_path (the thresholds are measured on it)")
-        with np.load(path) as f:
-            x_norm = f['arr_0']
     batch = config.getint('simulation', 'batch_size')
     steps = config.getint('simulation', 'duration')
     if len(x_norm) < batch:

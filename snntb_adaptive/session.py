@@ -28,10 +28,9 @@ STOCK = 'stock'
 def copy_config(config, overrides=None):
     """An independent copy of a SNN-TB config; ``overrides`` maps
     ``(section, key)`` to a value."""
-    new = configparser.ConfigParser()
-    new.optionxform = str
-    new.read_dict({s: dict(config.items(s, raw=True))
-                   for s in config.sections()})
+    from snntb_adaptive.executors import config_from_sections, \
+        config_sections
+    new = config_from_sections(config_sections(config))
     for (section, key), value in (overrides or {}).items():
         if not new.has_section(section):
             new.add_section(section)
@@ -195,27 +194,13 @@ class Session:
                 results[label] = self.run(setting, label)
             return results
         from snntb_adaptive import executors
-        from snntb_adaptive.metrics import RunRecorder
-        from snntb_adaptive.network import layer_rows
         jobs, finish = [], []
         for setting, label in settings:
             name, keys = parse_setting(setting)
             if name == STOCK:
-                cfg = self.setting_config(label, STOCK, keys)
-                parsed = self.parsed_for(cfg)
-                snn = pipeline.build(cfg, parsed, self.testset)
-                job = executors.Job(
-                    label, cfg, parsed, self.testset['x_test'],
-                    self.testset['y_test'], RunRecorder(
-                        layer_rows(parsed, cfg), snn._num_timesteps,
-                        snn.top_k, snn.num_classes))
-                settings_ = {'preset': STOCK,
-                             'simulator': 'SNN-TB temporal_mean_rate',
-                             **pipeline.run_settings(snn)}
-                finish.append(lambda seconds, job=job, cfg=cfg, s=settings_:
-                              pipeline.record(cfg.get(
-                                  'paths', 'log_dir_of_current_run'),
-                                  job.recorder, s, seconds))
+                _, job, finish_stock = self._stock_job(
+                    self.setting_config(label, STOCK, keys), label)
+                finish.append(finish_stock)
             else:
                 snn = self.build(setting, label)
                 job = snn.start_run(self.testset['x_test'],
@@ -248,25 +233,36 @@ class Session:
         snn.reset(0)
         return spikes
 
-    def _run_stock(self, cfg):
-        """SNN-TB's own simulator through the simulate and record stages
-        (accuracy per step only: it reports no per-layer spikes or
-        thresholds)."""
+    def _stock_job(self, cfg, key=STOCK):
+        """SNN-TB's own simulator for ``cfg``: ``(snn, job, finish)``, where
+        ``job`` is an :class:`~snntb_adaptive.executors.Job` (accuracy per
+        step only: SNN-TB reports no per-layer spikes or thresholds) and
+        ``finish(seconds)`` records its results."""
+        from snntb_adaptive.executors import Job
         from snntb_adaptive.metrics import RunRecorder
         from snntb_adaptive.network import layer_rows
         parsed = self.parsed_for(cfg)
         snn = pipeline.build(cfg, parsed, self.testset)
-        recorder = RunRecorder(layer_rows(parsed, cfg),
-                               snn._num_timesteps, snn.top_k, snn.num_classes)
-        seconds = pipeline.simulate(
-            pipeline.batch_simulator(snn), snn.reset, parsed, self.testset['x_test'],
-            self.testset['y_test'], snn.batch_size,
-            cfg.getint('simulation', 'num_to_test'), recorder)
+        job = Job(key, cfg, parsed, self.testset['x_test'],
+                  self.testset['y_test'], RunRecorder(
+                      layer_rows(parsed, cfg), snn._num_timesteps, snn.top_k,
+                      snn.num_classes))
         settings = {'preset': STOCK,
                     'simulator': 'SNN-TB temporal_mean_rate',
                     **pipeline.run_settings(snn)}
-        return pipeline.record(cfg.get('paths', 'log_dir_of_current_run'),
-                               recorder, settings, seconds)
+
+        def finish(seconds):
+            return pipeline.record(cfg.get('paths', 'log_dir_of_current_run'),
+                                   job.recorder, settings, seconds)
+        return snn, job, finish
+
+    def _run_stock(self, cfg):
+        """SNN-TB's own simulator through the simulate and record stages."""
+        snn, job, finish = self._stock_job(cfg)
+        return finish(pipeline.simulate(
+            pipeline.batch_simulator(snn), snn.reset, job.parsed_model,
+            job.x_test, job.y_test, snn.batch_size,
+            cfg.getint('simulation', 'num_to_test'), job.recorder))
 
 
 def summary_row(name, res, steps):
