@@ -84,7 +84,12 @@ def _cmd_prepare(args):
         norm_file = args.norm_file or args.file
         (x_tr,) = data.load_npz(norm_file, [args.norm_key])
         num_classes = args.num_classes
-    x_te, y_te = x_te[:args.num_test], y_te[:args.num_test]
+    if not 0 <= args.first_test < len(x_te):
+        raise DataError("--first-test {}: the source has {} test images; "
+                        "give 0 <= K < {}".format(args.first_test, len(x_te),
+                                                  len(x_te)))
+    stop = None if args.num_test is None else args.first_test + args.num_test
+    x_te, y_te = x_te[args.first_test:stop], y_te[args.first_test:stop]
     x_norm = x_tr[::args.norm_every][:args.num_norm]
     shapes = data.write_snntb_dataset(args.out, x_te, y_te, x_norm,
                                       num_classes, overwrite=args.overwrite)
@@ -267,8 +272,11 @@ def build_parser():
                    'label + 1)')
     q.add_argument('--name', help="Keras data set (source 'keras'): mnist, "
                    "cifar10, cifar100; downloads unless cached")
+    q.add_argument('--first-test', type=int, default=0,
+                   help='skip the first K test images, e.g. to keep images '
+                   'used while tuning out of a table (default: 0)')
     q.add_argument('--num-test', type=int, default=None,
-                   help='first N test images (default: all)')
+                   help='N test images from --first-test on (default: all)')
     q.add_argument('--num-norm', type=int, default=None,
                    help='at most N normalisation images (default: all)')
     q.add_argument('--norm-every', type=int, default=1,

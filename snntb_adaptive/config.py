@@ -7,6 +7,7 @@ adds one section::
     [adaptive_threshold]
     preset = paper          # paper | authors_code | authors_executed | paper_window
                             # | spike_norm (Phase 1 by Spike-Norm, see spike_norm.py)
+                            # | calibrated (post-training calibration, calibration.py)
     eta_scale = 0.7         # float in (0, 1], or one per spiking layer: 0.7, 0.8, ...
     update =                # clamp | window | none, or any rule registered in
                             # dynamics.RULES        (empty: from the preset)
@@ -20,6 +21,11 @@ adds one section::
                             # auto or host:port: join that cluster
     workers = 0             # Ray workers; 0: one per threads_per_worker CPUs
     threads_per_worker = 1  # TensorFlow threads of each Ray worker
+    mem_init =              # initial membrane potential / V_max, in [0, 1)
+                            # (empty: 0.5 for preset = calibrated, else 0)
+    calibration_steps = 32  # preset = calibrated: the T it calibrates for
+    calibration_samples = 512  # ... on the first N images of x_norm
+    calibration_thresholds = channel  # ... one threshold per channel | layer
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -42,9 +48,13 @@ PRESETS = {
     'authors_executed': ('none', 'batch'),
     'paper_window': ('window', 'sample'),
     'spike_norm': ('none', 'batch'),
+    'calibrated': ('none', 'batch'),
 }
 #: presets whose Phase 1 is not SNN-TB's data-based weight normalisation
-PHASE1_OF_PRESET = {'spike_norm': 'spike_norm'}
+PHASE1_OF_PRESET = {'spike_norm': 'spike_norm', 'calibrated': 'calibrated'}
+#: presets whose thresholds are set by Phase 1 itself (``eta`` is 1)
+MEASURED_THRESHOLDS = ('spike_norm', 'calibrated')
+GRANULARITIES = ('channel', 'layer')
 READOUTS = ('spikes', 'membrane')
 KERNELS = ('auto', 'fused', 'tf')
 PRECISIONS = ('float32', 'bfloat16')
@@ -64,6 +74,10 @@ DEFAULTS = {
     'ray_address': '',
     'workers': '0',
     'threads_per_worker': '1',
+    'mem_init': '',
+    'calibration_steps': '32',
+    'calibration_samples': '512',
+    'calibration_thresholds': 'channel',
 }
 EXECUTORS = ('local', 'ray')
 
@@ -82,6 +96,27 @@ class Settings:
     #: ``weight_norm`` (SNN-TB's percentile normalisation, then ``V_init =
     #: eta * V_max``) or ``spike_norm`` (:mod:`snntb_adaptive.spike_norm`)
     phase1: str = 'weight_norm'
+    #: initial membrane potential as a fraction of ``V_max``
+    mem_init: float = 0.0
+    #: ``preset = calibrated``: steps T, x_norm images, threshold granularity
+    calibration_steps: int = 32
+    calibration_samples: int = 512
+    calibration_thresholds: str = 'channel'
+
+    def calibration(self):
+        """The settings the calibration depends on (its fingerprint; the
+        calibration file's ``settings``)."""
+        return {'steps': self.calibration_steps,
+                'samples': self.calibration_samples,
+                'thresholds': self.calibration_thresholds,
+                'mem_init': self.mem_init}
+
+    def phase1_key(self):
+        """What makes two settings' Phase 1 differ (one parsed model each
+        in a comparison)."""
+        if self.phase1 == 'calibrated':
+            return (self.phase1,) + tuple(sorted(self.calibration().items()))
+        return (self.phase1,)
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -101,7 +136,12 @@ class Settings:
         return {'preset': self.preset, 'update': self.update,
                 'scope': self.scope, 'eta_scale': list(self.eta_scale),
                 'readout': self.readout, 'kernel': self.kernel,
-                'precision': self.precision, 'phase1': self.phase1}
+                'precision': self.precision, 'phase1': self.phase1,
+                # only where they apply, so that earlier runs' results (and
+                # progress fingerprints) stay as they were
+                **({'mem_init': self.mem_init} if self.mem_init else {}),
+                **({'calibration': self.calibration()}
+                   if self.phase1 == 'calibrated' else {})}
 
 
 def _choice(key, value, allowed):
@@ -160,15 +200,40 @@ def settings_from_mapping(section):
     execution_from_mapping(values)   # validates the execution keys
     phase1 = PHASE1_OF_PRESET.get(preset, 'weight_norm')
     etas = parse_eta(values['eta_scale'])
-    if phase1 == 'spike_norm':
-        # the thresholds are the measured maxima: V_init = V_max
+    if preset in MEASURED_THRESHOLDS:
+        # Phase 1 sets the thresholds (measured maxima, or calibrated):
+        # V_init = V_max
         etas = (1.0,)
+    mem_init = values['mem_init']
+    if mem_init == '':
+        mem_init = 0.5 if phase1 == 'calibrated' else 0.0
+    else:
+        mem_init = _fraction('mem_init', mem_init)
     return Settings(preset=preset, update=update, scope=scope,
-                    eta_scale=etas, phase1=phase1,
+                    eta_scale=etas, phase1=phase1, mem_init=mem_init,
+                    calibration_steps=_whole(
+                        'calibration_steps', values['calibration_steps'], 1),
+                    calibration_samples=_whole(
+                        'calibration_samples', values['calibration_samples'],
+                        1),
+                    calibration_thresholds=_choice(
+                        'calibration_thresholds',
+                        values['calibration_thresholds'], GRANULARITIES),
                     readout=_choice('readout', values['readout'], READOUTS),
                     kernel=_choice('kernel', values['kernel'], KERNELS),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
+
+
+def _fraction(key, value):
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not 0 <= number < 1:   # also rejects nan
+        raise ConfigError("[adaptive_threshold] {} = {!r}: give a number in "
+                          "[0, 1) (a fraction of V_max).".format(key, value))
+    return number
 
 
 @dataclass(frozen=True)
@@ -376,6 +441,13 @@ def format_settings(settings, config=None):
             ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
             ('readout', settings.readout), ('kernel', settings.kernel),
             ('precision', settings.precision), ('phase1', settings.phase1)]
+    if settings.mem_init:
+        rows.append(('mem_init', '{} (x V_max)'.format(settings.mem_init)))
+    if settings.phase1 == 'calibrated':
+        rows.append(('calibration', '{} steps, {} x_norm images, thresholds '
+                     'per {}'.format(settings.calibration_steps,
+                                     settings.calibration_samples,
+                                     settings.calibration_thresholds)))
     if config is not None:
         execution = execution_from_config(config)
         rows += [('executor', execution.executor if execution.executor ==

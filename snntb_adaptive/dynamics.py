@@ -10,7 +10,8 @@ configuration, so each function can be tested alone.
 Types:
 
 * :class:`NeuronParams` - what one spiking layer knows of the threshold:
-  its update rule, scope, ``V_init`` and ``V_max``;
+  its update rule, scope, ``V_init`` and ``V_max`` (and the initial
+  membrane potential, as a fraction of ``V_max``);
 * :class:`NeuronState` - ``mem`` (the membrane, the layer's shape with the
   batch first, ``(B, ...)``) and ``theta`` (``(B,)`` for ``scope = sample``,
   a scalar for ``scope = batch``: :func:`initial_theta` makes it);
@@ -41,6 +42,9 @@ class NeuronParams(NamedTuple):
     scope: str       #: ``'sample'`` (one theta per sample) or ``'batch'``
     v_init: float    #: initial threshold, ``eta * V_max`` (SPEC Phase 1)
     v_max: float     #: ``[cell] v_thresh``: spike amplitude and reset
+    #: initial membrane potential at a reset, as a fraction of ``v_max``
+    #: (``[adaptive_threshold] mem_init``; 0 as in SNN-TB)
+    mem_init: float = 0.0
 
 
 class NeuronState(NamedTuple):
@@ -133,6 +137,12 @@ def initial_theta(params, batch, dtype=tf.float32):
     """``theta`` at a reset: ``V_init``, shaped ``(batch,)`` or scalar."""
     shape = [batch] if params.scope == 'sample' else []
     return tf.fill(shape, tf.cast(params.v_init, dtype))
+
+
+def initial_mem(params, shape, dtype=tf.float32):
+    """The membrane potential at a reset: ``mem_init * V_max`` everywhere
+    (zero unless ``mem_init`` is set)."""
+    return tf.fill(shape, tf.cast(params.mem_init * params.v_max, dtype))
 
 
 def broadcast_theta(theta, rank):

@@ -36,7 +36,8 @@ from snntoolbox.simulation.backends.inisim import \
     temporal_mean_rate_tensorflow as tmr  # noqa: E402
 
 from snntb_adaptive import network  # noqa: E402
-from snntb_adaptive.dynamics import NeuronState, initial_theta  # noqa: E402
+from snntb_adaptive.dynamics import (NeuronState, initial_mem,  # noqa: E402
+                                     initial_theta)
 from snntb_adaptive.kernel import tf_step  # noqa: E402
 
 
@@ -69,6 +70,16 @@ class AdaptiveThresholdMixin:
     stateful_impulse = False
 
     theta = step_count = input_sum = None
+
+    def init_membrane_potential(self, output_shape=None, mode='zero'):
+        """The membrane at a reset: ``mem_init * V_max`` (SNN-TB's zeros
+        when ``mem_init = 0``)."""
+        p = self.neuron_params
+        if p is None or not p.mem_init:
+            return super().init_membrane_potential(output_shape, mode)
+        shape = output_shape if output_shape is not None else \
+            self.output_shape
+        return initial_mem(p, shape, self._floatx)
 
     def init_neurons(self, input_shape):
         super().init_neurons(input_shape)
@@ -155,11 +166,13 @@ class AdaptiveThresholdMixin:
     @tf.function
     def reset_spikevars(self, sample_idx):
         """Reset at SNN-TB's reset points (each batch, or as
-        ``reset_between_nth_sample`` says): ``mem = 0``, ``theta = V_init``."""
+        ``reset_between_nth_sample`` says): ``mem = mem_init * V_max`` (0 by
+        default), ``theta = V_init``."""
         mod = self.config.getint('simulation', 'reset_between_nth_sample')
         mod = mod if mod else sample_idx + 1
         if sample_idx % mod == 0:
-            self.mem.assign(tf.zeros_like(self.mem))
+            self.mem.assign(initial_mem(self.neuron_params,
+                                        tf.shape(self.mem), self._floatx))
             self.time.assign(self.dt)
             self.theta.assign(tf.fill(tf.shape(self.theta), tf.cast(
                 self.neuron_params.v_init, self._floatx)))

@@ -70,7 +70,8 @@ def write_phase1(config, rows, normalised, method='weight_norm'):
     log.info("Phase 1 ({}): initial thresholds (lambda = {}; '-' for "
              "layers without parameters)".format(method, {
                  'weight_norm': 'SNN-TB scale factor',
-                 'spike_norm': 'Spike-Norm threshold'}[method]))
+                 'spike_norm': 'Spike-Norm threshold',
+                 'calibrated': 'largest calibrated threshold'}[method]))
     table(format_rows(rows))
     log.info("Phase 1 written to {}".format(path))
     return path
@@ -267,8 +268,11 @@ def phase1(model, config, **kwargs):
     """
     network.check_convertible(model)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
-    if settings_from_config(config).phase1 == 'spike_norm':
+    method = settings_from_config(config).phase1
+    if method == 'spike_norm':
         return phase1_spike_norm(model, config, kwargs.get('x_norm'))
+    if method == 'calibrated':
+        return phase1_calibrated(model, config, kwargs.get('x_norm'))
     norm_dir = _norm_dir(config, kwargs)
     os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
@@ -300,13 +304,7 @@ def phase1(model, config, **kwargs):
     return rows
 
 
-def phase1_spike_norm(model, config, x_norm=None):
-    """Phase 1 by Spike-Norm (``preset = spike_norm``, see
-    :mod:`snntb_adaptive.spike_norm`): thresholds measured on the first
-    batch of ``x_norm`` over ``duration`` steps; SNN-TB's scale-factor file
-    is neither read nor written."""
-    from snntb_adaptive.network import spiking_layers
-    from snntb_adaptive.spike_norm import spike_norm
+def _x_norm(config, x_norm, preset):
     if x_norm is None:
         # SNN-TB passes no x_norm when it found cached scale factors of an
         # earlier run with this label: read the images ourselves
@@ -314,8 +312,91 @@ def phase1_spike_norm(model, config, x_norm=None):
         x_norm = load_arr0(config.get('paths', 'dataset_path'), 'x_norm.npz')
         if x_norm is None:
             raise ConfigError(
-                "preset = spike_norm needs x_norm.npz in [paths] "
-                "dataset_path (the thresholds are measured on it)")
+                "preset = {} needs x_norm.npz in [paths] dataset_path (its "
+                "Phase 1 works on it)".format(preset))
+    return x_norm
+
+
+def phase1_calibrated(model, config, x_norm=None):
+    """Phase 1 by post-training calibration (``preset = calibrated``, see
+    :mod:`snntb_adaptive.calibration`) on the first ``calibration_samples``
+    images of ``x_norm``. The parameters go to ``calibration.json`` in the
+    run's log folder; a file there with the same fingerprint (model file,
+    images, calibration settings) is applied instead of calibrating again.
+    The outcome is also attached to the model (``calibration_record``) for
+    ``results.json``."""
+    from snntb_adaptive import calibration
+    from snntb_adaptive.network import spiking_layers
+    settings = settings_from_config(config)
+    x_norm = _x_norm(config, x_norm, 'calibrated')
+    samples = settings.calibration_samples
+    if len(x_norm) < samples:
+        log.warning("x_norm holds {} images, fewer than calibration_samples "
+                    "= {}: calibrating on all of them".format(len(x_norm),
+                                                             samples))
+    x = np.asarray(x_norm[:samples], np.float32)
+    v_max = config.getfloat('cell', 'v_thresh')
+    spiking = {id(layer) for layer in spiking_layers(model, config)}
+
+    def is_spiking(layer):
+        return id(layer) in spiking
+
+    calibration.check_model(model)
+    log_dir = config.get('paths', 'log_dir_of_current_run')
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.join(log_dir, calibration.CALIBRATION_FILE)
+    recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
+                    format=calibration.FORMAT)
+    model_file = os.path.join(config.get('paths', 'path_wd'),
+                              config.get('paths', 'filename_ann') + '.h5')
+    fp = calibration.fingerprint(model_file, x, recorded)
+    data = calibration.read(path) if os.path.exists(path) else None
+    if data is not None and data['fingerprint'] == fp:
+        log.info("using the calibration in {} (same model, images and "
+                 "settings; delete it to calibrate again)".format(path))
+        calibration.apply(model, data, is_spiking)
+        reused = True
+    else:
+        if data is not None:
+            kept = os.path.join(log_dir, 'calibration.{}.json'.format(
+                data['fingerprint'][:12]))
+            os.replace(path, kept)
+            log.info("the model, images or calibration settings changed: "
+                     "calibrating again (the earlier calibration is kept as "
+                     "{})".format(kept))
+        log.info("calibrating for T = {} steps on {} x_norm images "
+                 "(thresholds per {}, initial membrane {} x threshold, "
+                 "bias correction)...".format(
+                     settings.calibration_steps, len(x),
+                     settings.calibration_thresholds, settings.mem_init))
+        t0 = time.time()
+        records = calibration.calibrate(
+            model, x, settings.calibration_steps, v_max, is_spiking,
+            frac=settings.mem_init,
+            per_channel=settings.calibration_thresholds == 'channel')
+        seconds = time.time() - t0
+        calibration.write(path, records, fp, recorded, seconds)
+        log.info("calibration took {:.1f} s; parameters written to {}"
+                 "".format(seconds, path))
+        data = calibration.read(path)
+        reused = False
+    model.calibration_record = {
+        'file': path, 'fingerprint': fp, 'seconds': data['seconds'],
+        'reused': reused, 'settings': recorded}
+    rows = phase1_rows(model, config, {
+        entry['name']: max(entry['threshold']) for entry in data['layers']})
+    write_phase1(config, rows, normalised=True, method='calibrated')
+    return rows
+
+
+def phase1_spike_norm(model, config, x_norm=None):
+    """Phase 1 by Spike-Norm (``preset = spike_norm``, see
+    :mod:`snntb_adaptive.spike_norm`): thresholds measured on the first
+    batch of ``x_norm`` over ``duration`` steps; SNN-TB's scale-factor file
+    is neither read nor written."""
+    from snntb_adaptive.network import spiking_layers
+    from snntb_adaptive.spike_norm import spike_norm
+    x_norm = _x_norm(config, x_norm, 'spike_norm')
     batch = config.getint('simulation', 'batch_size')
     steps = config.getint('simulation', 'duration')
     if len(x_norm) < batch:

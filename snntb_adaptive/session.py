@@ -71,7 +71,7 @@ class Session:
         self.log_root = log_root or os.path.dirname(
             self.config.get('paths', 'log_dir_of_current_run'))
         self.parsed = None
-        self._other_phase1 = {}     # Phase-1 method -> its parsed model
+        self._other_phase1 = {}     # Phase-1 key -> its parsed model
         self.testset = None
         self._snns = {}
 
@@ -106,25 +106,25 @@ class Session:
 
     @staticmethod
     def phase1_of(config):
-        """The Phase-1 method a setting's config asks for (SNN-TB's own
-        simulator: its weight normalisation)."""
+        """What a setting's Phase 1 is: the method and what it depends on
+        (SNN-TB's own simulator: its weight normalisation)."""
         from snntb_adaptive.config import is_adaptive, settings_from_config
-        return settings_from_config(config).phase1 if is_adaptive(config) \
-            else 'weight_norm'
+        return settings_from_config(config).phase1_key() \
+            if is_adaptive(config) else ('weight_norm',)
 
     def parsed_for(self, config):
         """The parsed model a setting runs on: the session's, or, when the
-        setting's Phase 1 differs (``spike_norm`` beside weight
-        normalisation), a model parsed and normalised by that method, once
-        per method."""
-        method = self.phase1_of(config)
-        if method == self.phase1_of(self.config):
+        setting's Phase 1 differs (``spike_norm`` or ``calibrated`` beside
+        weight normalisation, or another calibration), a model parsed and
+        set up by that Phase 1, once per distinct Phase 1."""
+        key = self.phase1_of(config)
+        if key == self.phase1_of(self.config):
             return self.parsed
-        if method not in self._other_phase1:
+        if key not in self._other_phase1:
             log.info("Phase 1 by {} for the settings that ask for it"
-                     "".format(method))
-            self._other_phase1[method] = pipeline.prepare(config).parsed
-        return self._other_phase1[method]
+                     "".format(key[0]))
+            self._other_phase1[key] = pipeline.prepare(config).parsed
+        return self._other_phase1[key]
 
     def setting_config(self, label, preset, keys):
         """The config of one setting: the session's config with its own log

@@ -119,7 +119,8 @@ class SNN(tmr_sim.SNN):
             eta = self._etas[len(self._spiking)]
             spike_layer.neuron_params = NeuronParams(
                 update=self.settings.update, scope=self.settings.scope,
-                v_init=eta * self.v_max, v_max=self.v_max)
+                v_init=eta * self.v_max, v_max=self.v_max,
+                mem_init=self.settings.mem_init)
             spike_layer.record_input = (
                 layer is self.parsed_model.layers[-1] and
                 self.settings.readout == 'membrane')
@@ -347,11 +348,17 @@ class SNN(tmr_sim.SNN):
 
     def run_settings(self):
         """The settings recorded in ``results.json``."""
-        return {**self.settings.as_dict(),
-                'eta_per_layer': list(self._etas),
-                **pipeline.run_settings(self), 'loop': self.loop,
-                'kernel': self.kernel,
-                'executor': execution_from_config(self.config).executor}
+        settings = {**self.settings.as_dict(),
+                    'eta_per_layer': list(self._etas),
+                    **pipeline.run_settings(self), 'loop': self.loop,
+                    'kernel': self.kernel,
+                    'executor': execution_from_config(self.config).executor}
+        record = getattr(self.parsed_model, 'calibration_record', None)
+        if self.settings.phase1 == 'calibrated' and record is not None:
+            # where the parameters are and how long they took (not part of
+            # the progress fingerprint: the weights are)
+            settings['calibration_file'] = record
+        return settings
 
     def run(self, x_test=None, y_test=None, dataflow=None, **kwargs):
         """SNN-TB's ``run``: the simulate and record stages of
@@ -408,7 +415,7 @@ class SNN(tmr_sim.SNN):
         # kernel or executor, and after its folder was moved.
         fp = fingerprint({k: v for k, v in settings.items()
                           if k not in ('loop', 'kernel', 'model_file',
-                                       'executor')},
+                                       'executor', 'calibration_file')},
                          self._layer_rows,
                          self.parsed_model.get_weights(), x_test[:n],
                          y_test[:n])

@@ -1,0 +1,426 @@
+"""Post-training calibration as a Phase-1 method (``preset = calibrated``),
+after Li et al. (ICML 2021, "A free lunch from ANN"), light pipeline.
+
+The calibrated network is SNN-TB's INI network with IF neurons (threshold
+and spike amplitude ``V_max``, reset by subtraction, constant input
+current); calibration only chooses its parameters, on ``x_norm`` images
+(never test data), for a target number of steps ``T = calibration_steps``:
+
+* **thresholds** ``theta`` (per output channel, or per layer with
+  ``calibration_thresholds = layer``; always per layer for the output
+  layer, so that its scores keep their order): for each layer, the
+  ``theta`` of a grid (``ALPHAS`` times the channel's largest ANN
+  activation) that minimises the mean squared error between the ANN's
+  activations ``a`` and what an IF neuron driven by ``a`` for ``T`` steps
+  can express, ``clip(floor(a T / theta + f), 0, T) theta / T``;
+* **initial membrane potential** ``f theta`` (``f = mem_init``, 0.5 by
+  default: a T-step IF neuron then rounds instead of truncating, the
+  optimum Li et al. derive);
+* **bias correction**: the layer is simulated for ``T`` steps on the spike
+  trains of the layers before it (already calibrated), and the mean
+  difference per channel between the ANN's activation and the SNN's rate
+  (in ANN units, ``count theta / T``; for the output layer its mean input,
+  unclipped) is added to the bias. The target is the ANN's activation for
+  the same image, so errors accumulated in earlier layers are corrected
+  too.
+
+A threshold ``theta`` with spike amplitude ``theta`` is the same neuron as
+threshold and amplitude ``V_max`` after scaling: the simulated network gets
+``W'[.., i, o] = W[.., i, o] s_in[i] / s_out[o]`` and ``b' = b_cal / s_out``
+with ``s = theta / V_max`` (``s_in`` the scales of the layer's input
+channels: those of the spiking layer before it, tiled through Flatten; 1 for
+the input image), the initial membrane ``f V_max``. Average pooling keeps the
+scales of its input (``theta = s_in V_max``), with the same initial membrane.
+
+The parameters are an artefact (:data:`CALIBRATION_FILE`, JSON, see
+:func:`write` for its fields): a rerun (and ``--resume``) with the same
+model, ``x_norm`` and calibration settings loads it and applies it
+(:func:`apply`) instead of recomputing; anything else recomputes it.
+
+Supported: sequential models of Dense, Conv1D, Conv2D, AveragePooling2D,
+Flatten and ZeroPadding2D layers, channels last (Reshape, depthwise
+convolutions, max pooling and Concatenate are refused with a message).
+"""
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+
+from snntb_adaptive.errors import ConfigError, CorruptFileError, DataError
+from snntb_adaptive.log import log
+
+CALIBRATION_FILE = 'calibration.json'
+FORMAT = 1
+SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'AveragePooling2D', 'Flatten',
+             'ZeroPadding2D')
+#: threshold candidates, as fractions of a channel's largest activation
+ALPHAS = np.concatenate([np.linspace(0.05, 0.5, 10, endpoint=False),
+                         np.linspace(0.5, 1.0, 26)]).astype(np.float32)
+#: values the threshold search looks at (a fixed subsample of the rows:
+#: images x positions), at least SEARCH_ROWS rows
+SEARCH_VALUES = 1 << 22
+SEARCH_ROWS = 1 << 13
+#: bias corrections per layer (each one simulates the layer again)
+CORRECTIONS = 1
+
+
+def expressible(a, theta, steps, frac):
+    """What an IF neuron (threshold and amplitude ``theta``, initial membrane
+    ``frac * theta``) driven by a constant ``a`` expresses in ``steps``
+    steps, in the units of ``a``."""
+    n = np.clip(np.floor(a * (steps / theta) + frac), 0, steps)
+    return n * (theta / steps)
+
+
+def search_thresholds(a, steps, frac, per_channel):
+    """``theta`` per channel (last axis of ``a``) or one for the layer: the
+    grid value (:data:`ALPHAS` times the largest activation) with the
+    smallest mean squared error of :func:`expressible`. Returns float32
+    ``(C,)``."""
+    channels = a.shape[-1]
+    flat = a.reshape(-1, channels) if per_channel else a.reshape(-1, 1)
+    rows = max(SEARCH_ROWS, SEARCH_VALUES // flat.shape[1])
+    if len(flat) > rows:   # a fixed, evenly spread subsample
+        flat = flat[np.linspace(0, len(flat) - 1, rows).astype(np.int64)]
+    top = flat.max(axis=0)
+    layer_top = float(flat.max())
+    if not layer_top > 0:
+        top = np.ones_like(top)
+    top = np.where(top > 0, top, layer_top if layer_top > 0 else 1.0)
+    best = np.full(top.shape, np.inf, np.float64)
+    theta = top.astype(np.float32)
+    for alpha in ALPHAS:
+        cand = (alpha * top).astype(np.float32)
+        err = np.mean(np.square(
+            expressible(flat, cand, steps, frac) - flat, dtype=np.float64),
+            axis=0)
+        better = err < best
+        best = np.where(better, err, best)
+        theta = np.where(better, cand, theta)
+    theta = theta.astype(np.float32)
+    if not per_channel:
+        theta = np.full(channels, theta[0], np.float32)
+    return theta
+
+
+# --------------------------------------------------------------------------
+# The model's layers
+
+
+def _type(layer):
+    from snntoolbox.parsing.utils import get_type
+    return get_type(layer)
+
+
+def check_model(model):
+    """A :class:`ConfigError` for a layer calibration cannot handle."""
+    for layer in model.layers[1:]:
+        inbound = layer._inbound_nodes[0].inbound_layers
+        several = isinstance(inbound, (list, tuple)) and len(inbound) > 1
+        channels_first = getattr(layer, 'data_format',
+                                 'channels_last') != 'channels_last'
+        if several or channels_first or _type(layer) not in SUPPORTED:
+            raise ConfigError(
+                "preset = calibrated: layer {} ({}{}) is not supported by "
+                "the calibration (sequential, channels-last {}). Use another "
+                "preset for this model.".format(
+                    layer.name, _type(layer),
+                    ', channels first' if channels_first else '',
+                    ', '.join(SUPPORTED)))
+
+
+def _linear(layer, x):
+    """The layer's output without its activation (its input impulse as a
+    spiking layer), as a NumPy array."""
+    import tensorflow as tf
+    activation = getattr(layer, 'activation', None)
+    if activation is not None:
+        layer.activation = tf.keras.activations.linear
+    try:
+        return np.asarray(layer(x, training=False))
+    finally:
+        if activation is not None:
+            layer.activation = activation
+
+
+def _scales_in(layer, scales):
+    """Per-input-feature scales of a layer with weights (last axis of its
+    kernel's input) from the channel scales of the tensor it receives."""
+    fan_in = int(layer.get_weights()[0].shape[-2])
+    if fan_in == len(scales):
+        return scales
+    return np.tile(scales, fan_in // len(scales))   # through Flatten
+
+
+def scale_layer(layer, weights, bias, s_in, s_out):
+    """Set a layer's parameters to the calibrated, V_max-normalised ones:
+    ``W * s_in / s_out`` and ``bias / s_out`` (float32)."""
+    w = weights * (s_in[:, None] / s_out[None, :]).astype(np.float32)
+    params = [w.astype(np.float32)]
+    if bias is not None:
+        params.append((bias / s_out).astype(np.float32))
+    layer.set_weights(params)
+
+
+class _Trains:
+    """Spike trains ``(T, N, ...)`` of one layer, one bit per spike."""
+
+    def __init__(self, steps, shape):
+        self.steps = steps
+        self.bits = np.zeros(((steps + 7) // 8,) + tuple(shape), np.uint8)
+
+    def put(self, start, fired):
+        self.bits[:, start:start + fired.shape[1]] = np.packbits(fired,
+                                                                 axis=0)
+
+    def get(self, start, stop, v_max):
+        fired = np.unpackbits(self.bits[:, start:stop], axis=0,
+                              count=self.steps)
+        return fired.astype(np.float32) * np.float32(v_max)
+
+
+def simulate_layer(layer, source, pending, steps, v_max, frac, num,
+                   keep_trains=True):
+    """Simulate one spiking layer for ``steps`` steps on ``num`` images:
+    ``source`` is the input images (constant current) or the
+    :class:`_Trains` of the spiking layer before it; ``pending`` the layers
+    without neurons in between (applied to the spikes). Returns ``(counts
+    (N, ...), mean impulse (N, ...), trains or None)``."""
+    out_shape = tuple(int(d) for d in layer.output_shape[1:])
+    size = max(int(np.prod(out_shape)), int(np.prod(
+        layer.input_shape[1:])))
+    chunk = int(max(1, min(num, (1 << 24) // (steps * size))))
+    counts = np.zeros((num,) + out_shape, np.float32)
+    mean_impulse = np.zeros((num,) + out_shape, np.float32)
+    trains = _Trains(steps, (num,) + out_shape) if keep_trains else None
+    for start in range(0, num, chunk):
+        stop = min(num, start + chunk)
+        n = stop - start
+        if isinstance(source, _Trains):
+            x = source.get(start, stop, v_max)
+            x = x.reshape((steps * n,) + x.shape[2:])
+            for p in pending:
+                x = np.asarray(p(x))
+            imp = _linear(layer, x).reshape((steps, n) + out_shape)
+        else:
+            x = source[start:stop]
+            for p in pending:
+                x = np.asarray(p(x))
+            imp = np.broadcast_to(_linear(layer, x), (steps, n) + out_shape)
+        mem = np.full((n,) + out_shape, frac * v_max, np.float32)
+        fired = np.zeros((steps, n) + out_shape, np.bool_)
+        total = np.zeros((n,) + out_shape, np.float32)
+        for t in range(steps):
+            mem += imp[t]
+            total += imp[t]
+            fired[t] = mem >= v_max
+            mem -= fired[t] * np.float32(v_max)
+        counts[start:stop] = fired.sum(axis=0)
+        mean_impulse[start:stop] = total / steps
+        if trains is not None:
+            trains.put(start, fired)
+    return counts, mean_impulse, trains
+
+
+def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
+              per_channel=True):
+    """Calibrate a parsed model on images ``x`` for ``steps`` steps; sets its
+    parameters in place (see the module docstring) and returns the
+    per-layer record (:func:`write` stores it). ``is_spiking(layer)``:
+    SNN-TB's rule for which layers have neurons."""
+    check_model(model)
+    x = np.asarray(x, np.float32)
+    num = len(x)
+    layers = model.layers[1:]
+    last = [lay for lay in layers if is_spiking(lay)][-1]
+    work = sum(1 for lay in layers if is_spiking(lay))
+    records = []
+    ann = x                           # ANN activations of the last layer
+    source = x                        # SNN input of the next spiking layer
+    pending = []                      # layers without neurons since then
+    scales = np.ones(x.shape[-1], np.float32)
+    done = 0
+    t_start = time.time()
+    for layer in layers:
+        kind = _type(layer)
+        if not is_spiking(layer):
+            ann = np.asarray(layer(ann, training=False))
+            pending.append(layer)
+            continue
+        t0 = time.time()
+        done += 1
+        out = layer is last
+        params = layer.get_weights()
+        if params:
+            a = _linear(layer, ann) if out else \
+                np.asarray(layer(ann, training=False))
+            weights = params[0]
+            bias = params[1].astype(np.float64) if len(params) > 1 else None
+            s_in = _scales_in(layer, scales)
+            theta = search_thresholds(np.maximum(a, 0) if out else a, steps,
+                                      frac, per_channel and not out)
+            s_out = (theta / np.float32(v_max)).astype(np.float32)
+            scale_layer(layer, weights, bias, s_in, s_out)
+            for _ in range(CORRECTIONS if bias is not None else 0):
+                counts, mean_imp, _ = simulate_layer(
+                    layer, source, pending, steps, v_max, frac, num,
+                    keep_trains=False)
+                snn = mean_imp * s_out if out else counts * (theta / steps)
+                axes = tuple(range(a.ndim - 1))
+                bias = bias + np.mean(a.astype(np.float64) - snn, axis=axes)
+                scale_layer(layer, weights, bias, s_in, s_out)
+            bias_cal = None if bias is None else bias.astype(np.float32)
+            if bias is not None:   # as apply() sets it from the file
+                scale_layer(layer, weights, bias_cal.astype(np.float64),
+                            s_in, s_out)
+            record = {'name': layer.name, 'type': kind,
+                      'threshold': theta, 'bias': bias_cal,
+                      'weight_scale': s_out}
+        else:
+            # average pooling: passes its input's scales
+            a = np.asarray(layer(ann, training=False))
+            s_out = scales
+            theta = (s_out * np.float32(v_max)).astype(np.float32)
+            record = {'name': layer.name, 'type': kind, 'threshold': theta,
+                      'bias': None, 'weight_scale': None}
+        counts, mean_imp, trains = simulate_layer(
+            layer, source, pending, steps, v_max, frac, num,
+            keep_trains=not out)
+        rate = counts * (theta / steps)
+        snn = mean_imp * s_out if out else rate
+        err = float(np.sqrt(np.mean(np.square(a - snn))))
+        record['v_init'] = (np.float32(frac) * theta).astype(np.float32)
+        record['rmse'] = err
+        records.append(record)
+        log.info("calibrated layer {}/{} {}: threshold {} - {}, RMS error "
+                 "{:.4g} ({:.1f} s, {:.0f} s in all)".format(
+                     done, work, layer.name, _fmt(theta.min()),
+                     _fmt(theta.max()), err, time.time() - t0,
+                     time.time() - t_start))
+        ann = a if not out else ann
+        source, pending, scales = trains, [], s_out
+    return records
+
+
+def _fmt(v):
+    return '{:.4g}'.format(float(v))
+
+
+# --------------------------------------------------------------------------
+# The artefact
+
+
+def fingerprint(model_file, x, settings):
+    """SHA-256 of what the calibration depends on: the ANN file's bytes, the
+    calibration images and the settings (a dict)."""
+    h = hashlib.sha256()
+    with open(model_file, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    x = np.ascontiguousarray(x, np.float32)
+    h.update(repr(x.shape).encode())
+    h.update(x.tobytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _floats(a):
+    return None if a is None else [float(v) for v in np.asarray(a).ravel()]
+
+
+def write(path, records, fp, settings, seconds):
+    """The calibration file (JSON): ``format``, ``method``
+    (``"calibrated"``), ``fingerprint``, ``settings`` (steps, images,
+    thresholds per channel or layer, ``mem_init``, ``v_max``), ``seconds``
+    (calibration time) and ``layers``: per spiking layer in order ``name``,
+    ``type``, and per output channel ``threshold`` (ANN units: the neuron
+    fires when its membrane reaches it and a spike carries this value),
+    ``v_init`` (initial membrane, ANN units), ``bias`` (the corrected bias,
+    ANN units; null for pooling), ``weight_scale`` (``theta / V_max``: the
+    simulated layer's incoming weights and bias are divided by it per output
+    channel and its outgoing weights multiplied by it per input channel;
+    null for pooling) and ``rmse`` (RMS difference between the ANN's
+    activations and the calibrated SNN's T-step rates on the calibration
+    images). With the ANN's own weights, these parameters define the
+    calibrated SNN in any simulator with per-neuron thresholds."""
+    from snntb_adaptive.compat import write_json_atomic
+    layers = [{'name': r['name'], 'type': r['type'],
+               'threshold': _floats(r['threshold']),
+               'v_init': _floats(r['v_init']),
+               'bias': _floats(r['bias']),
+               'weight_scale': _floats(r['weight_scale']),
+               'rmse': r['rmse']} for r in records]
+    write_json_atomic(path, {
+        'format': FORMAT, 'method': 'calibrated', 'fingerprint': fp,
+        'settings': settings, 'seconds': round(seconds, 3),
+        'layers': layers}, indent=1)
+    return path
+
+
+def read(path):
+    """The calibration file at ``path`` as a dict; a
+    :class:`CorruptFileError` names a file that is not one."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if data.get('format') != FORMAT or data.get('method') != \
+                'calibrated' or not isinstance(data.get('layers'), list):
+            raise ValueError('not a calibration file of format {}'.format(
+                FORMAT))
+        for entry in data['layers']:
+            for key in ('name', 'threshold', 'v_init', 'bias',
+                        'weight_scale'):
+                if key not in entry:
+                    raise ValueError('a layer has no {!r}'.format(key))
+            for key in ('threshold', 'v_init', 'bias', 'weight_scale'):
+                values = entry[key]
+                if values is None:
+                    continue
+                arr = np.asarray(values, np.float64)
+                if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+                    raise ValueError('layer {}: {} is not a list of finite '
+                                     'numbers'.format(entry['name'], key))
+            if entry['weight_scale'] is not None and not np.all(
+                    np.asarray(entry['weight_scale']) > 0):
+                raise ValueError('layer {}: weight_scale must be positive'
+                                 ''.format(entry['name']))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise CorruptFileError(
+            "{} is not a readable calibration file ({}); delete it to "
+            "calibrate again".format(path, e)) from None
+    return data
+
+
+def apply(model, data, is_spiking):
+    """Set a parsed model's parameters from a calibration file's contents
+    (the same float operations as :func:`calibrate`)."""
+    check_model(model)
+    entries = {e['name']: e for e in data['layers']}
+    spiking = [lay for lay in model.layers[1:] if is_spiking(lay)]
+    if [lay.name for lay in spiking] != [e['name'] for e in data['layers']]:
+        raise CorruptFileError(
+            "the calibration file's layers ({}) are not the model's spiking "
+            "layers ({}); delete it to calibrate again".format(
+                ', '.join(entries), ', '.join(lay.name for lay in spiking)))
+    scales = None
+    for layer in spiking:
+        entry = entries[layer.name]
+        params = layer.get_weights()
+        if params:
+            if scales is None:
+                scales = np.ones(int(params[0].shape[-2]), np.float32)
+            s_out = np.asarray(entry['weight_scale'], np.float32)
+            bias = None if entry['bias'] is None else \
+                np.asarray(entry['bias'], np.float32).astype(np.float64)
+            if len(s_out) != params[0].shape[-1] or (
+                    bias is not None and len(bias) != len(s_out)):
+                raise CorruptFileError(
+                    "the calibration file's layer {} has {} channels, the "
+                    "model's {}; delete the file to calibrate again".format(
+                        layer.name, len(s_out), params[0].shape[-1]))
+            scale_layer(layer, params[0], bias, _scales_in(layer, scales),
+                        s_out)
+            scales = s_out
