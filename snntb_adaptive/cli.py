@@ -53,6 +53,37 @@ def run_config(path, resume=False, executor=None, ray_address=None):
     return run_pipeline(config)
 
 
+def calibrate_config(path):
+    """Only the calibration of ``path`` (``preset = calibrated``): SNN-TB's
+    checks, the parse and the Phase-1 step, which writes (or, unchanged,
+    reuses) ``calibration.json`` in the run's log folder; no simulation.
+    Returns the file's path."""
+    registration.install()
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError("config file {} not found".format(path))
+    from snntb_adaptive import pipeline
+    from snntb_adaptive.config import is_adaptive, settings_from_config
+    config = pipeline.validate(path)
+    if not is_adaptive(config) or \
+            settings_from_config(config).phase1 != 'calibrated':
+        raise ConfigError(
+            "calibrate: {} does not ask for a calibration; set [conversion] "
+            "spike_code = adaptive_threshold and [adaptive_threshold] preset "
+            "= calibrated".format(path))
+    if not config.getboolean('tools', 'normalize'):
+        raise ConfigError("calibrate: [tools] normalize = False in {}; the "
+                          "calibration is the normalise step, set it to True"
+                          "".format(path))
+    parsed = pipeline.prepare(config).parsed
+    return parsed.calibration_record['file']
+
+
+def _cmd_calibrate(args):
+    calibrate_config(args.config)
+    return 0
+
+
 def _cmd_run(args):
     run_config(args.config, args.resume, args.executor, args.ray_address)
     return 0
@@ -189,6 +220,12 @@ def build_parser():
     r.add_argument('config', help='the SNN-TB .ini file')
     _add_run_options(r)
     r.set_defaults(func=_cmd_run)
+
+    a = sub.add_parser('calibrate', help='only the calibration of a config '
+                       'with preset = calibrated: writes calibration.json in '
+                       'its log folder (reused by the run)')
+    a.add_argument('config', help='the SNN-TB .ini file')
+    a.set_defaults(func=_cmd_calibrate)
 
     d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '
                        'stock SNN-TB and every preset, one table')

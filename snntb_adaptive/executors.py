@@ -111,6 +111,12 @@ class SimulationWorker:
             shared = ray.get(model_ref)
             model = tf.keras.models.model_from_json(shared['model_json'])
             model.set_weights(shared['weights'])
+            if shared.get('reference_weights') is not None:
+                # the ANN before a Phase 1 that changed the function
+                reference = tf.keras.models.model_from_json(
+                    shared['model_json'])
+                reference.set_weights(shared['reference_weights'])
+                object.__setattr__(model, 'reference_ann', reference)
             self.models[key] = model
         return self.models[key], self.data['x_test'], self.data['y_test']
 
@@ -244,9 +250,12 @@ def simulate_on_ray(execution, jobs):
         model_refs = {}
         for job in jobs:
             if id(job.parsed_model) not in model_refs:
+                reference = getattr(job.parsed_model, 'reference_ann', None)
                 model_refs[id(job.parsed_model)] = ray.put({
                     'model_json': job.parsed_model.to_json(),
-                    'weights': job.parsed_model.get_weights()})
+                    'weights': job.parsed_model.get_weights(),
+                    'reference_weights': None if reference is None
+                    else reference.get_weights()})
         refs = {job.key: [model_refs[id(job.parsed_model)], data_ref]
                 for job in jobs}
         worker_cls = ray.remote(num_cpus=threads, max_restarts=-1,

@@ -304,6 +304,20 @@ def phase1(model, config, **kwargs):
     return rows
 
 
+def keep_reference(model):
+    """Keep a copy of the parsed ANN as ``model.reference_ann`` before a
+    Phase 1 that changes the network's function (Spike-Norm's per-layer
+    division, the calibration's bias correction), so that a run's ANN
+    accuracy is the ANN's (see :func:`snntb_adaptive.pipeline.reference_ann`).
+    """
+    import tensorflow as tf
+    reference = tf.keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    # not tracked by Keras (an attribute set the usual way would make the
+    # copy one of the model's layers)
+    object.__setattr__(model, 'reference_ann', reference)
+
+
 def _x_norm(config, x_norm, preset):
     if x_norm is None:
         # SNN-TB passes no x_norm when it found cached scale factors of an
@@ -342,6 +356,7 @@ def phase1_calibrated(model, config, x_norm=None):
         return id(layer) in spiking
 
     calibration.check_model(model)
+    keep_reference(model)
     log_dir = config.get('paths', 'log_dir_of_current_run')
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, calibration.CALIBRATION_FILE)
@@ -380,9 +395,9 @@ def phase1_calibrated(model, config, x_norm=None):
                  "".format(seconds, path))
         data = calibration.read(path)
         reused = False
-    model.calibration_record = {
+    object.__setattr__(model, 'calibration_record', {
         'file': path, 'fingerprint': fp, 'seconds': data['seconds'],
-        'reused': reused, 'settings': recorded}
+        'reused': reused, 'settings': recorded})
     rows = phase1_rows(model, config, {
         entry['name']: max(entry['threshold']) for entry in data['layers']})
     write_phase1(config, rows, normalised=True, method='calibrated')
@@ -404,6 +419,7 @@ def phase1_spike_norm(model, config, x_norm=None):
                         "x_norm, but it holds {} images (batch_size = {})"
                         "".format(len(x_norm), batch))
     spiking = {id(layer) for layer in spiking_layers(model, config)}
+    keep_reference(model)
     log.info("Spike-Norm: thresholds from {} x_norm images over {} steps..."
              "".format(batch, steps))
     t0 = time.time()

@@ -220,6 +220,15 @@ def batch_simulator(snn):
     return simulate_batch
 
 
+def reference_ann(parsed_model):
+    """The ANN a run's ``ann_accuracy`` is measured with: the parsed model
+    as Phase 1 found it when Phase 1 changes the network's function
+    (``spike_norm``, ``calibrated``: kept as ``reference_ann`` by
+    :func:`snntb_adaptive.normalisation.keep_reference`), else the parsed
+    model itself (SNN-TB's weight normalisation keeps the function)."""
+    return getattr(parsed_model, 'reference_ann', None) or parsed_model
+
+
 def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
                  batch_size, recorder, b):
     """Simulate batch ``b`` (then SNN-TB's reset) and evaluate the ANN on
@@ -231,7 +240,7 @@ def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
     x_b, y_b = x_test[sl], y_test[sl]
     truth = np.argmax(y_b, axis=1)
     scores, counts, thetas = simulate_batch(x_b, truth)
-    ann = np.asarray(parsed_model.predict_on_batch(x_b))
+    ann = np.asarray(reference_ann(parsed_model).predict_on_batch(x_b))
     rec = recorder.batch_record(
         truth, scores, counts, thetas,
         ann_top1=int(np.sum(topk_correct(ann, truth, 1))),

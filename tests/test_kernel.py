@@ -186,7 +186,8 @@ def digits_snn(tmp_path_factory):
 
 
 @pytest.mark.parametrize('preset', ['paper', 'authors_code',
-                                    'authors_executed', 'paper_window'])
+                                    'authors_executed', 'paper_window',
+                                    'calibrated'])
 def test_compiled_loop_same_with_either_kernel(digits_snn, preset):
     """Whole network: fused kernel, TensorFlow ops and the step-by-step path
     give the same output spikes, spike counts and thresholds."""
