@@ -20,7 +20,8 @@ current); calibration only chooses its parameters, on ``x_norm`` images
   trains of the layers before it (already calibrated), and the mean
   difference per channel between the ANN's activation and the SNN's rate
   (in ANN units, ``count theta / T``; for the output layer its mean input,
-  unclipped) is added to the bias. The target is the ANN's activation for
+  unclipped) is added to the bias; twice (:data:`CORRECTIONS`), since the
+  rate answers the bias nonlinearly. The target is the ANN's activation for
   the same image, so errors accumulated in earlier layers are corrected
   too.
 
@@ -63,8 +64,10 @@ ALPHAS = np.concatenate([np.linspace(0.05, 0.5, 10, endpoint=False),
 #: images x positions), at least SEARCH_ROWS rows
 SEARCH_VALUES = 1 << 22
 SEARCH_ROWS = 1 << 13
-#: bias corrections per layer (each one simulates the layer again)
-CORRECTIONS = 1
+#: bias corrections per layer (each one simulates the layer again; a second
+#: one gained 0.5 points at T = 16 on VGG7 while developing, see
+#: docs/results.md)
+CORRECTIONS = 2
 
 
 def expressible(a, theta, steps, frac):

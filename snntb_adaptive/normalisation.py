@@ -361,7 +361,8 @@ def phase1_calibrated(model, config, x_norm=None):
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, calibration.CALIBRATION_FILE)
     recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
-                    format=calibration.FORMAT)
+                    format=calibration.FORMAT,
+                    corrections=calibration.CORRECTIONS)
     model_file = os.path.join(config.get('paths', 'path_wd'),
                               config.get('paths', 'filename_ann') + '.h5')
     fp = calibration.fingerprint(model_file, x, recorded)
