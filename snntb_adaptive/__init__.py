@@ -21,6 +21,8 @@ The method
 * :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook (SNN-TB's scale
   factors, streaming; ``V_init = eta * V_max``);
 * :mod:`~snntb_adaptive.spike_norm` - Spike-Norm as Phase 1;
+* :mod:`~snntb_adaptive.calibration` - post-training calibration as Phase 1
+  (``preset = calibrated``) and its parameter file;
 * :mod:`~snntb_adaptive.target_sim` - the INI target simulator;
 
 The pipeline and its inputs

@@ -18,7 +18,8 @@ def _commands():
 def test_every_option_of_every_command_has_help():
     parser, commands = _commands()
     assert set(commands) == {'run', 'demo', 'compare', 'plot',
-                             'prepare-data', 'convert-keras3', 'bench'}
+                             'prepare-data', 'convert-keras3', 'bench',
+                             'calibrate'}
     missing = []
     for name, p in [('(main)', parser)] + sorted(commands.items()):
         for action in p._actions:
