@@ -159,9 +159,17 @@ def _executor_overrides(args):
 
 
 def _cmd_plot(args):
-    from snntb_adaptive.compare import replot
-    replot(args.out, args.reference, args.reference_label, args.title)
-    print("plots redrawn in {}".format(args.out))
+    from snntb_adaptive.compare import merge, replot
+    if args.into:
+        merge(args.out, args.into, args.title)
+        print("table and plots of {} written to {}".format(
+            ', '.join(args.out), args.into))
+        return 0
+    if len(args.out) > 1:
+        raise ConfigError("plot: several comparisons go into one folder; "
+                          "give it with --into DIR")
+    replot(args.out[0], args.reference, args.reference_label, args.title)
+    print("plots redrawn in {}".format(args.out[0]))
     return 0
 
 
@@ -282,7 +290,12 @@ def build_parser():
 
     g = sub.add_parser('plot', help="redraw a comparison's plots from its "
                        'results.json files')
-    g.add_argument('out', help='the --out folder of a comparison')
+    g.add_argument('out', nargs='+', help='the --out folder of a comparison '
+                   '(several with --into)')
+    g.add_argument('--into', metavar='DIR',
+                   help='merge the comparisons (same model and images) into '
+                   'one table (with the step from which each setting stays '
+                   'within 1 point of the ANN) and one set of plots in DIR')
     _add_plot_options(g)
     g.set_defaults(func=_cmd_plot)
 

@@ -108,30 +108,93 @@ def parse_overrides(items):
 
 def draw_plots(out, results, reference=None, reference_label=None,
                title=None):
-    """accuracy.png, firing_rates.png and thresholds.png of a comparison."""
+    """accuracy.png, accuracy_log.png (log-scale steps), firing_rates.png
+    and thresholds.png of a comparison."""
     from snntb_adaptive import plots
     plots.accuracy_per_step(results, os.path.join(out, 'accuracy.png'),
                             reference, reference_label, title)
+    plots.accuracy_log_steps(results, os.path.join(out, 'accuracy_log.png'),
+                             title)
     plots.firing_rates(results, os.path.join(out, 'firing_rates.png'), title)
     plots.threshold_traces(results, os.path.join(out, 'thresholds.png'),
                            title)
 
 
-def replot(out, reference=None, reference_label=None, title=None):
-    """Redraw a comparison's plots (not Fig. 4, which needs a simulation)
-    from ``out/summary.csv`` and ``out/runs/<setting>/results.json``."""
+def load_comparison(out):
+    """The results of a comparison's settings, in its table's order, and the
+    steps of its accuracy columns."""
     from snntb_adaptive.metrics import load_results
     summary = os.path.join(out, 'summary.csv')
     if not os.path.isfile(summary):
         raise ConfigError("{} not found: give the --out folder of a "
                           "comparison".format(summary))
     with open(summary) as f:
-        labels = [row['setting'] for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        labels = [row['setting'] for row in reader]
+        steps = [int(c[4:]) for c in reader.fieldnames
+                 if c.startswith('acc@')]
     results = OrderedDict(
         (label, load_results(os.path.join(out, 'runs', label.replace(
             ' ', '_'), 'results.json'))) for label in labels)
+    return results, steps
+
+
+def replot(out, reference=None, reference_label=None, title=None):
+    """Redraw a comparison's plots (not Fig. 4, which needs a simulation)
+    from ``out/summary.csv`` and ``out/runs/<setting>/results.json``."""
+    results, _ = load_comparison(out)
     draw_plots(out, results, reference, reference_label, title)
     return results
+
+
+def steps_to_ann(res, points=1.0):
+    """The first step from which the accuracy stays within ``points``
+    percentage points of the ANN until the last step; None if never."""
+    acc = res['accuracy_top1_per_step']
+    target = res['ann_accuracy_top1'] - points / 100.0
+    step = None
+    for t in range(len(acc), 0, -1):
+        if acc[t - 1] < target - 1e-12:
+            break
+        step = t
+    return step
+
+
+def merge(outs, into, title=None):
+    """One table and one set of plots of several comparisons of the same
+    model and images (e.g. methods run at different times): ``into``
+    gets summary.md, summary.csv (with ``steps to ANN - 1``, the first step
+    from which the accuracy stays within 1 point of the ANN) and the plots.
+    Refuses comparisons on different images or with different ANN
+    accuracies."""
+    merged, steps, first = OrderedDict(), None, None
+    for out in outs:
+        results, cols = load_comparison(out)
+        steps = steps or cols
+        for label, res in results.items():
+            key = (res['num_samples'], res['ann_accuracy_top1'])
+            if first is None:
+                first = key
+            elif key != first:
+                raise ConfigError(
+                    "{}: setting {!r} was run on {} images with ANN "
+                    "accuracy {:.4f}, the first on {} with {:.4f}; merge "
+                    "comparisons of the same model and images only".format(
+                        out, label, key[0], key[1], first[0], first[1]))
+            merged[label if label not in merged else
+                   '{} ({})'.format(label, os.path.basename(out))] = res
+    os.makedirs(into, exist_ok=True)
+    rows = []
+    for label, res in merged.items():
+        row = summary_row(label, res, steps)
+        row['steps to ANN - 1'] = steps_to_ann(res)
+        rows.append(row)
+    write_atomic(os.path.join(into, 'summary.csv'), _csv(rows))
+    write_atomic(os.path.join(into, 'summary.md'),
+                 format_markdown(rows) + '\n')
+    draw_plots(into, merged, title=title)
+    table(format_markdown(rows))
+    return rows
 
 
 def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,

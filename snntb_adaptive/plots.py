@@ -75,6 +75,30 @@ def accuracy_per_step(results, path, reference=None, reference_label=None,
     return _save(plt, fig, path, title)
 
 
+def accuracy_log_steps(results, path, title=None):
+    """Accuracy against steps on a logarithmic step axis (the low-latency
+    end readable beside the long tail), one line per setting, the ANN as a
+    dotted line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ann = next(iter(results.values()))['ann_accuracy_top1'] * 100
+    T = 1
+    for name, res in results.items():
+        acc = np.asarray(res['accuracy_top1_per_step']) * 100
+        T = max(T, len(acc))
+        ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4)
+    ax.axhline(ann, color='k', ls=':', lw=1, label='ANN ({:.2f} %)'.format(
+        ann))
+    ax.set_xscale('log', base=2)
+    ax.set_xlim(1, T)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel('time step (log scale)')
+    ax.set_ylabel('top-1 accuracy (%)')
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(fontsize=8, loc='upper left')
+    return _save(plt, fig, path, title)
+
+
 def firing_rates(results, path, title=None):
     plt = _plt()
     named = {n: r for n, r in results.items()

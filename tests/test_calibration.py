@@ -184,3 +184,44 @@ def test_calibrate_command(wd, capsys):
     assert main(['calibrate', other]) == 2
     assert 'preset = calibrated' in capsys.readouterr().err
     shutil.rmtree(os.path.join(wd, 'log', 'gui', 'cmd'))
+
+
+def test_runs_through_snntoolbox_and_compare_alike(wd, tmp_path):
+    """``-t`` (SNN-TB's run_pipeline) with ``preset = calibrated`` records
+    the calibration in results.json; a calibrated row of a comparison whose
+    config uses weight normalisation gets its own calibration and the same
+    numbers as the standalone run."""
+    from snntb_adaptive.cli import main
+    kw = dict(duration=T, num_to_test=40)
+    alone = write_config(wd, name='t_alone.ini', label='t_alone',
+                         extra=CALIBRATED, **kw)
+    assert main(['-t', alone]) == 0
+    with open(os.path.join(wd, 'log', 'gui', 't_alone',
+                           'results.json')) as f:
+        res_alone = json.load(f)
+    record = res_alone['settings']['calibration_file']
+    assert record['reused'] is False and record['seconds'] > 0
+    assert record['file'].endswith(os.path.join('t_alone',
+                                                'calibration.json'))
+    assert res_alone['settings']['mem_init'] == 0.5
+    assert res_alone['settings']['calibration']['steps'] == T
+    # the ANN accuracy is the ANN's, not the bias-corrected model's
+    base = write_config(wd, name='t_base.ini', label='t_base', **kw)
+    assert main(['-t', base]) == 0
+    with open(os.path.join(wd, 'log', 'gui', 't_base', 'results.json')) as f:
+        res_base = json.load(f)
+    assert res_alone['ann_accuracy_top1'] == res_base['ann_accuracy_top1']
+    out = str(tmp_path / 'cmp')
+    setting = 'calibrated:calibration_steps={}:calibration_samples=200' \
+        ''.format(T)
+    assert main(['compare', base, '--settings', 'paper,' + setting,
+                 '--out', out, '--raster-layer', 'none']) == 0
+    with open(os.path.join(out, 'runs', setting.replace(':', '_'),
+                           'results.json')) as f:
+        res_cmp = json.load(f)
+    assert res_cmp['settings']['calibration_file']['fingerprint'] == \
+        record['fingerprint']
+    for res in (res_cmp, res_alone):
+        for key in ('created', 'wall_seconds', 'settings'):
+            res.pop(key)
+    assert res_cmp == res_alone

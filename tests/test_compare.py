@@ -31,8 +31,8 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
                              'ANN', 'convergence step', 'firing rate']
     md = (out / 'summary.md').read_text()
     assert md.count('\n|') == 7 and 'paper eta_scale=0.8' in md
-    for png in ('accuracy.png', 'firing_rates.png', 'thresholds.png',
-                'fig4_2Conv2D_4x4x32.png'):
+    for png in ('accuracy.png', 'accuracy_log.png', 'firing_rates.png',
+                'thresholds.png', 'fig4_2Conv2D_4x4x32.png'):
         data = (out / png).read_bytes()
         assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000, png
     # one folder per setting, none for the stock twin of Fig. 4
@@ -54,6 +54,36 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'batch 2/2' in printed and 'steps/s' in printed and 'left' in \
         printed
+
+
+def test_steps_to_ann():
+    from snntb_adaptive.compare import steps_to_ann
+    res = {'ann_accuracy_top1': 0.9,
+           'accuracy_top1_per_step': [0.1, 0.895, 0.88, 0.89, 0.92, 0.9]}
+    assert steps_to_ann(res) == 4            # 0.88 at step 3 is 2 below
+    assert steps_to_ann(res, points=2.5) == 2
+    assert steps_to_ann(dict(res, accuracy_top1_per_step=[0.5, 0.7])) is None
+
+
+def test_plot_merges_comparisons(digits_dir, tmp_path, capsys):
+    cfg = write_config(digits_dir, name='mrg.ini', label='mrg', duration=16,
+                       num_to_test=20, batch_size=10)
+    outs = [str(tmp_path / name) for name in ('a', 'b')]
+    for out, settings in zip(outs, ('paper', 'authors_executed,paper')):
+        assert main(['compare', cfg, '--settings', settings, '--steps',
+                     '4,8', '--out', out, '--raster-layer', 'none']) == 0
+    into = tmp_path / 'merged'
+    assert main(['plot'] + outs + ['--into', str(into)]) == 0
+    with open(into / 'summary.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['setting'] for r in rows] == ['paper', 'authors_executed',
+                                            'paper (b)']
+    assert rows[0]['acc@8'] == rows[2]['acc@8']     # deterministic
+    assert 'steps to ANN - 1' in rows[0]
+    assert (into / 'accuracy_log.png').read_bytes()[:4] == b'\x89PNG'
+    capsys.readouterr()
+    assert main(['plot'] + outs) == 2
+    assert '--into' in capsys.readouterr().err
 
 
 def test_raster_layer_by_name_index_or_auto(digits_dir):

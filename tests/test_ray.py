@@ -188,21 +188,28 @@ def test_compare_on_ray_equals_compare_here(wd, tmp_path):
     for executor in ('local', 'ray'):
         out[executor] = str(tmp_path / executor)
         assert main(['compare', cfg, '--settings',
-                     'stock,paper,authors_executed,spike_norm', '--out',
+                     'stock,paper,authors_executed,spike_norm,' + CALIBRATED,
+                     '--out',
                      out[executor], '--raster-layer', 'none',
                      '--executor', executor]) == 0
     with open(os.path.join(out['local'], 'summary.csv')) as f:
         here = f.read()
     with open(os.path.join(out['ray'], 'summary.csv')) as f:
         assert f.read() == here
-    for setting in ('stock', 'paper', 'authors_executed', 'spike_norm'):
+    for setting in ('stock', 'paper', 'authors_executed', 'spike_norm',
+                    CALIBRATED.replace(':', '_')):
         a, b = (_load(out[k], setting) for k in ('local', 'ray'))
+        for res in (a, b):   # where and when it was calibrated
+            res['settings'].pop('calibration_file', None)
         if setting == 'stock':
             a['settings'].pop('executor', None)
             b['settings'].pop('executor', None)
             assert a == b
         else:
             _same(a, b)
+
+
+CALIBRATED = 'calibrated:calibration_steps=8:calibration_samples=50'
 
 
 def _load(out, setting):
