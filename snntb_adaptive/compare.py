@@ -164,7 +164,8 @@ def merge(outs, into, title=None):
     """One table and one set of plots of several comparisons of the same
     model and images (e.g. methods run at different times): ``into``
     gets summary.md, summary.csv (with ``steps to ANN - 1``, the first step
-    from which the accuracy stays within 1 point of the ANN) and the plots.
+    from which the accuracy stays within 1 point of the ANN, and ``spikes
+    per image`` over all T steps) and the plots.
     Refuses comparisons on different images or with different ANN
     accuracies."""
     merged, steps, first = OrderedDict(), None, None
@@ -188,6 +189,8 @@ def merge(outs, into, title=None):
     for label, res in merged.items():
         row = summary_row(label, res, steps)
         row['steps to ANN - 1'] = steps_to_ann(res)
+        row['spikes per image'] = int(round(sum(
+            res['spikes_per_layer'].values()) / res['num_samples']))
         rows.append(row)
     write_atomic(os.path.join(into, 'summary.csv'), _csv(rows))
     write_atomic(os.path.join(into, 'summary.md'),

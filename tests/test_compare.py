@@ -80,6 +80,7 @@ def test_plot_merges_comparisons(digits_dir, tmp_path, capsys):
                                             'paper (b)']
     assert rows[0]['acc@8'] == rows[2]['acc@8']     # deterministic
     assert 'steps to ANN - 1' in rows[0]
+    assert int(rows[0]['spikes per image']) > 0
     assert (into / 'accuracy_log.png').read_bytes()[:4] == b'\x89PNG'
     capsys.readouterr()
     assert main(['plot'] + outs) == 2
