@@ -228,6 +228,23 @@ def simulate_layer(layer, source, pending, steps, v_max, frac, num,
     return counts, mean_impulse, trains
 
 
+def check_memory(layers, num, steps):
+    """A :class:`ConfigError` before any work when the arrays kept per layer
+    (ANN activations, counts, mean input, the next layer's input and the
+    spike trains, one bit per step) would not fit in half the available
+    memory."""
+    from snntb_adaptive.checks import available_memory
+    widest = max(int(np.prod(layer.output_shape[1:])) for layer in layers)
+    need = num * widest * (5 * 4 + 2 * (steps + 7) // 8)
+    have = available_memory()
+    if have is not None and need > 0.5 * have:
+        raise ConfigError(
+            "preset = calibrated keeps about {:.1f} GiB per layer for {} "
+            "images and {} steps ({:.1f} GiB available); lower "
+            "[adaptive_threshold] calibration_samples".format(
+                need / 2 ** 30, num, steps, have / 2 ** 30))
+
+
 def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
               per_channel=True):
     """Calibrate a parsed model on images ``x`` for ``steps`` steps; sets its
@@ -238,6 +255,7 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
     x = np.asarray(x, np.float32)
     num = len(x)
     layers = model.layers[1:]
+    check_memory(layers, num, steps)
     last = [lay for lay in layers if is_spiking(lay)][-1]
     work = sum(1 for lay in layers if is_spiking(lay))
     records = []

@@ -225,3 +225,10 @@ def test_runs_through_snntoolbox_and_compare_alike(wd, tmp_path):
         for key in ('created', 'wall_seconds', 'settings'):
             res.pop(key)
     assert res_cmp == res_alone
+
+
+def test_memory_guard(wd, monkeypatch):
+    from snntb_adaptive import checks
+    monkeypatch.setattr(checks, 'available_memory', lambda: 1 << 20)
+    with pytest.raises(ConfigError, match='lower .*calibration_samples'):
+        _calibrate(wd, 'cal_mem')
