@@ -200,9 +200,10 @@ def settings_from_mapping(section):
     execution_from_mapping(values)   # validates the execution keys
     phase1 = PHASE1_OF_PRESET.get(preset, 'weight_norm')
     etas = parse_eta(values['eta_scale'])
-    if preset in MEASURED_THRESHOLDS:
+    if preset in MEASURED_THRESHOLDS and update == 'none':
         # Phase 1 sets the thresholds (measured maxima, or calibrated):
-        # V_init = V_max
+        # V_init = V_max. With an update rule set explicitly, Phase 2 runs
+        # from eta * V_max on top of them.
         etas = (1.0,)
     mem_init = values['mem_init']
     if mem_init == '':

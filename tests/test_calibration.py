@@ -232,3 +232,13 @@ def test_memory_guard(wd, monkeypatch):
     monkeypatch.setattr(checks, 'available_memory', lambda: 1 << 20)
     with pytest.raises(ConfigError, match='lower .*calibration_samples'):
         _calibrate(wd, 'cal_mem')
+
+
+def test_phase2_on_top_only_when_asked():
+    from snntb_adaptive.config import settings_from_mapping
+    s = settings_from_mapping({'preset': 'calibrated'})
+    assert (s.update, s.eta_scale, s.mem_init, s.phase1) == (
+        'none', (1.0,), 0.5, 'calibrated')
+    s = settings_from_mapping({'preset': 'calibrated', 'update': 'clamp'})
+    assert (s.update, s.eta_scale) == ('clamp', (0.7,))
+    assert settings_from_mapping({'preset': 'paper'}).mem_init == 0.0
