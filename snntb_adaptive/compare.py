@@ -122,9 +122,18 @@ def draw_plots(out, results, reference=None, reference_label=None,
 
 def load_comparison(out):
     """The results of a comparison's settings, in its table's order, and the
-    steps of its accuracy columns."""
+    steps of its accuracy columns. A comparison stopped before it wrote its
+    table gives the settings it finished (by folder name) and no steps."""
     from snntb_adaptive.metrics import load_results
     summary = os.path.join(out, 'summary.csv')
+    runs = os.path.join(out, 'runs')
+    if not os.path.isfile(summary) and os.path.isdir(runs):
+        # a comparison stopped before its table: the settings it finished
+        names = sorted(n for n in os.listdir(runs) if os.path.isfile(
+            os.path.join(runs, n, 'results.json')))
+        if names:
+            return OrderedDict((n, load_results(os.path.join(
+                runs, n, 'results.json'))) for n in names), None
     if not os.path.isfile(summary):
         raise ConfigError("{} not found: give the --out folder of a "
                           "comparison".format(summary))
@@ -142,7 +151,11 @@ def load_comparison(out):
 def replot(out, reference=None, reference_label=None, title=None):
     """Redraw a comparison's plots (not Fig. 4, which needs a simulation)
     from ``out/summary.csv`` and ``out/runs/<setting>/results.json``."""
-    results, _ = load_comparison(out)
+    results, steps = load_comparison(out)
+    if steps is None:
+        raise ConfigError("{}: no summary.csv (the comparison was stopped); "
+                          "merge its finished settings with plot ... --into"
+                          "".format(out))
     draw_plots(out, results, reference, reference_label, title)
     return results
 
@@ -184,6 +197,9 @@ def merge(outs, into, title=None):
                         out, label, key[0], key[1], first[0], first[1]))
             merged[label if label not in merged else
                    '{} ({})'.format(label, os.path.basename(out))] = res
+    if steps is None:
+        raise ConfigError("none of {} has a summary.csv to take the steps "
+                          "of the table from".format(', '.join(outs)))
     os.makedirs(into, exist_ok=True)
     rows = []
     for label, res in merged.items():
