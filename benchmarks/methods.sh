@@ -6,9 +6,9 @@
 # repository root with ../shared beside it, in the venv of the README:
 #   bash benchmarks/methods.sh [mnist] [vgg7] [vgg19]
 # (MNIST: all 10,000 test images, T = 128; nothing was developed on MNIST.)
-# Each part writes docs/results/methods_<net>_{other,calibrated}/ (summary.md,
-# summary.csv, plots, runs/<setting>/results.json, the calibration files)
-# and prints its wall time. "authors_executed:eta_scale=1" is stock SNN-TB's
+# Each part writes its comparisons (summary.md, summary.csv, plots,
+# runs/<setting>/results.json, the calibration files) and the merged table
+# docs/results/methods_<net>/ (methods_mnist/merged/), and prints wall times. "authors_executed:eta_scale=1" is stock SNN-TB's
 # network run by the plugin (eta = 1, update = none: the same spikes as
 # SNN-TB's own simulator, tested bit for bit), faster than SNN-TB's own loop.
 set -euo pipefail
@@ -38,7 +38,10 @@ for part in $parts; do
         --set simulation.duration=128 --set simulation.num_to_test=10000 \
         --set paths.runlabel=tm --steps 8,16,32,64,128 --raster-layer none \
         --title "mnist_cnn.h5, all 10,000 test images" \
-        --out docs/results/methods_mnist ;;
+        --out docs/results/methods_mnist
+      $PY -m snntb_adaptive plot docs/results/methods_mnist \
+        --title "mnist_cnn.h5, all 10,000 test images" \
+        --into docs/results/methods_mnist/merged ;;
     vgg7)
       timed $PY -m snntb_adaptive compare configs/cifar10_vgg7.ini $common \
         --settings authors_executed:eta_scale=1,authors_executed,paper,spike_norm \
@@ -49,18 +52,29 @@ for part in $parts; do
         --settings calibrated:calibration_steps=16:readout=membrane,calibrated:calibration_steps=64:readout=membrane \
         --set simulation.num_to_test=5000 --set paths.runlabel=t7c \
         --title "cifar10_vgg7.h5, test images 5,000-9,999" \
-        --out docs/results/methods_vgg7_calibrated ;;
+        --out docs/results/methods_vgg7_calibrated
+      $PY -m snntb_adaptive plot docs/results/methods_vgg7_other \
+        docs/results/methods_vgg7_calibrated \
+        --title "cifar10_vgg7.h5, test images 5,000-9,999" \
+        --into docs/results/methods_vgg7 ;;
     vgg19)
       timed $PY -m snntb_adaptive compare configs/cifar10_vgg19.ini $common \
         --settings authors_executed:eta_scale=1,authors_executed,spike_norm \
         --set simulation.num_to_test=2000 --set paths.runlabel=t19 \
         --title "cifar10_vgg19.h5, test images 5,000-6,999" \
         --out docs/results/methods_vgg19_other
-      timed $PY -m snntb_adaptive compare configs/cifar10_vgg19.ini $common \
-        --settings calibrated:calibration_steps=16:readout=membrane,calibrated:calibration_steps=64:readout=membrane \
-        --set simulation.num_to_test=2000 --set paths.runlabel=t19c \
+      for tc in 16 64; do
+        timed $PY -m snntb_adaptive compare configs/cifar10_vgg19.ini $common \
+          --settings calibrated:calibration_steps=$tc:readout=membrane \
+          --set simulation.num_to_test=2000 --set paths.runlabel=t19c$tc \
+          --title "cifar10_vgg19.h5, test images 5,000-6,999" \
+          --out docs/results/methods_vgg19_calibrated$tc
+      done
+      $PY -m snntb_adaptive plot docs/results/methods_vgg19_other \
+        docs/results/methods_vgg19_calibrated16 \
+        docs/results/methods_vgg19_calibrated64 \
         --title "cifar10_vgg19.h5, test images 5,000-6,999" \
-        --out docs/results/methods_vgg19_calibrated ;;
+        --into docs/results/methods_vgg19 ;;
     *) echo "unknown part $part (mnist, vgg7, vgg19)"; exit 2 ;;
   esac
 done
