@@ -45,13 +45,13 @@ convolutions, max pooling and Concatenate are refused with a message).
 
 import hashlib
 import json
-import os
 import time
 
 import numpy as np
 
-from snntb_adaptive.errors import ConfigError, CorruptFileError, DataError
+from snntb_adaptive.errors import ConfigError, CorruptFileError
 from snntb_adaptive.log import log
+from snntb_adaptive.spike_norm import impulse
 
 CALIBRATION_FILE = 'calibration.json'
 FORMAT = 1
@@ -135,20 +135,6 @@ def check_model(model):
                     ', '.join(SUPPORTED)))
 
 
-def _linear(layer, x):
-    """The layer's output without its activation (its input impulse as a
-    spiking layer), as a NumPy array."""
-    import tensorflow as tf
-    activation = getattr(layer, 'activation', None)
-    if activation is not None:
-        layer.activation = tf.keras.activations.linear
-    try:
-        return np.asarray(layer(x, training=False))
-    finally:
-        if activation is not None:
-            layer.activation = activation
-
-
 def _scales_in(layer, scales):
     """Per-input-feature scales of a layer with weights (last axis of its
     kernel's input) from the channel scales of the tensor it receives."""
@@ -207,12 +193,12 @@ def simulate_layer(layer, source, pending, steps, v_max, frac, num,
             x = x.reshape((steps * n,) + x.shape[2:])
             for p in pending:
                 x = np.asarray(p(x))
-            imp = _linear(layer, x).reshape((steps, n) + out_shape)
+            imp = impulse(layer, x).reshape((steps, n) + out_shape)
         else:
             x = source[start:stop]
             for p in pending:
                 x = np.asarray(p(x))
-            imp = np.broadcast_to(_linear(layer, x), (steps, n) + out_shape)
+            imp = np.broadcast_to(impulse(layer, x), (steps, n) + out_shape)
         mem = np.full((n,) + out_shape, frac * v_max, np.float32)
         fired = np.zeros((steps, n) + out_shape, np.bool_)
         total = np.zeros((n,) + out_shape, np.float32)
@@ -276,7 +262,7 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
         out = layer is last
         params = layer.get_weights()
         if params:
-            a = _linear(layer, ann) if out else \
+            a = impulse(layer, ann) if out else \
                 np.asarray(layer(ann, training=False))
             weights = params[0]
             bias = params[1].astype(np.float64) if len(params) > 1 else None

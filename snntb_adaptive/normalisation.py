@@ -355,7 +355,6 @@ def phase1_calibrated(model, config, x_norm=None):
     def is_spiking(layer):
         return id(layer) in spiking
 
-    calibration.check_model(model)
     keep_reference(model)
     log_dir = config.get('paths', 'log_dir_of_current_run')
     os.makedirs(log_dir, exist_ok=True)

@@ -35,9 +35,9 @@ SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
              'AveragePooling2D', 'Flatten', 'Reshape', 'ZeroPadding2D')
 
 
-def _impulse(layer, x):
+def impulse(layer, x):
     """The layer's output without its activation (its input impulse as a
-    spiking layer)."""
+    spiking layer), as a NumPy array. Also used by the calibration."""
     import tensorflow as tf
     activation = getattr(layer, 'activation', None)
     if activation is not None:
@@ -99,9 +99,9 @@ def spike_norm(model, x, steps, v_max, is_spiking):
     def impulses(layer):
         """(T, B, ...) input impulses of ``layer`` from ``trains``."""
         if trains is None:         # constant input current
-            out = _impulse(layer, x)
+            out = impulse(layer, x)
             return np.broadcast_to(out, (steps,) + out.shape).copy()
-        out = _impulse(layer, trains.reshape((steps * batch,) +
+        out = impulse(layer, trains.reshape((steps * batch,) +
                                              trains.shape[2:]))
         return out.reshape((steps, batch) + out.shape[1:])
 
