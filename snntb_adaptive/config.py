@@ -12,7 +12,10 @@ adds one section::
     update =                # clamp | window | none, or any rule registered in
                             # dynamics.RULES        (empty: from the preset)
     scope =                 # sample | batch          (empty: from the preset)
-    readout = spikes        # spikes | membrane
+    readout =               # spikes | membrane (empty: membrane for
+                            # preset = calibrated, else spikes)
+    avg_pooling =           # spiking | linear (empty: linear for
+                            # preset = calibrated, else spiking, SNN-TB's)
     resume = False          # True: continue a killed run (see progress.py)
     kernel = auto           # auto | fused | tf   (see kernel.py; same results)
     precision = float32     # float32 | bfloat16 (optional: bf16 weights, see layers.py)
@@ -56,6 +59,14 @@ PHASE1_OF_PRESET = {'spike_norm': 'spike_norm', 'calibrated': 'calibrated'}
 MEASURED_THRESHOLDS = ('spike_norm', 'calibrated')
 GRANULARITIES = ('channel', 'layer')
 READOUTS = ('spikes', 'membrane')
+#: ``spiking``: SNN-TB's average pooling, a layer of IF neurons;
+#: ``linear``: the average of the incoming spikes goes straight into the next
+#: layer's integration (no threshold, no reset)
+POOLINGS = ('spiking', 'linear')
+#: what an empty ``readout`` / ``avg_pooling`` means, per Phase-1 method
+#: (measured: docs/results.md, "Pooling and readout")
+READOUT_OF_PHASE1 = {'calibrated': 'membrane'}
+POOLING_OF_PHASE1 = {'calibrated': 'linear'}
 KERNELS = ('auto', 'fused', 'tf')
 PRECISIONS = ('float32', 'bfloat16')
 
@@ -66,7 +77,8 @@ DEFAULTS = {
     'eta_scale': '0.7',
     'update': '',
     'scope': '',
-    'readout': 'spikes',
+    'readout': '',
+    'avg_pooling': '',
     'resume': 'False',
     'kernel': 'auto',
     'precision': 'float32',
@@ -91,6 +103,8 @@ class Settings:
     scope: str = 'sample'
     eta_scale: tuple = (0.7,)
     readout: str = 'spikes'
+    #: average pooling: SNN-TB's spiking layer, or a linear synapse
+    avg_pooling: str = 'spiking'
     kernel: str = 'auto'
     precision: str = 'float32'
     #: ``weight_norm`` (SNN-TB's percentile normalisation, then ``V_init =
@@ -109,14 +123,15 @@ class Settings:
         return {'steps': self.calibration_steps,
                 'samples': self.calibration_samples,
                 'thresholds': self.calibration_thresholds,
-                'mem_init': self.mem_init}
+                'mem_init': self.mem_init,
+                'avg_pooling': self.avg_pooling}
 
     def phase1_key(self):
         """What makes two settings' Phase 1 differ (one parsed model each
-        in a comparison)."""
+        in a comparison): the method, and which layers have neurons."""
         if self.phase1 == 'calibrated':
             return (self.phase1,) + tuple(sorted(self.calibration().items()))
-        return (self.phase1,)
+        return (self.phase1, self.avg_pooling)
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -140,6 +155,8 @@ class Settings:
                 # only where they apply, so that earlier runs' results (and
                 # progress fingerprints) stay as they were
                 **({'mem_init': self.mem_init} if self.mem_init else {}),
+                **({'avg_pooling': self.avg_pooling}
+                   if self.avg_pooling != 'spiking' else {}),
                 **({'calibration': self.calibration()}
                    if self.phase1 == 'calibrated' else {})}
 
@@ -205,6 +222,10 @@ def settings_from_mapping(section):
         # V_init = V_max. With an update rule set explicitly, Phase 2 runs
         # from eta * V_max on top of them.
         etas = (1.0,)
+    readout = _choice('readout', values['readout'] or READOUT_OF_PHASE1.get(
+        phase1, 'spikes'), READOUTS)
+    avg_pooling = _choice('avg_pooling', values['avg_pooling'] or
+                          POOLING_OF_PHASE1.get(phase1, 'spiking'), POOLINGS)
     mem_init = values['mem_init']
     if mem_init == '':
         mem_init = 0.5 if phase1 == 'calibrated' else 0.0
@@ -220,7 +241,7 @@ def settings_from_mapping(section):
                     calibration_thresholds=_choice(
                         'calibration_thresholds',
                         values['calibration_thresholds'], GRANULARITIES),
-                    readout=_choice('readout', values['readout'], READOUTS),
+                    readout=readout, avg_pooling=avg_pooling,
                     kernel=_choice('kernel', values['kernel'], KERNELS),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
@@ -440,7 +461,9 @@ def format_settings(settings, config=None):
             ('scope', settings.scope if settings.update != 'none'
              else settings.scope + ' (no effect with update = none)'),
             ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
-            ('readout', settings.readout), ('kernel', settings.kernel),
+            ('readout', settings.readout),
+            ('avg_pooling', settings.avg_pooling),
+            ('kernel', settings.kernel),
             ('precision', settings.precision), ('phase1', settings.phase1)]
     if settings.mem_init:
         rows.append(('mem_init', '{} (x V_max)'.format(settings.mem_init)))

@@ -266,7 +266,31 @@ class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):
                 state._replace(gate=mem_input))
 
 
-# Layers without neurons are SNN-TB's own.
+class LinearAveragePooling2D(K.AveragePooling2D):
+    """Average pooling without neurons (``[adaptive_threshold] avg_pooling =
+    linear``): a linear synapse. Each step, the average of the incoming
+    spikes in a window goes straight into the next layer's integration; no
+    threshold, no membrane, no reset. Has SNN-TB's interface of a layer
+    without neurons (like its ``SpikeFlatten``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.pop('config', None)
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def get_time():
+        pass
+
+    @staticmethod
+    def reset(sample_idx):
+        """Nothing to reset: the layer has no state."""
+
+    @property
+    def class_name(self):
+        return self.__class__.__name__
+
+
+# Layers without neurons are SNN-TB's own (and linear average pooling).
 SpikeFlatten = tmr.SpikeFlatten
 SpikeReshape = tmr.SpikeReshape
 SpikeZeroPadding2D = tmr.SpikeZeroPadding2D
@@ -277,3 +301,15 @@ SPIKING_CLASSES = {t: globals()['Spike' + t] for t in network.SPIKING_TYPES}
 
 custom_layers = dict(tmr.custom_layers)
 custom_layers.update({cls.__name__: cls for cls in SPIKING_CLASSES.values()})
+custom_layers[LinearAveragePooling2D.__name__] = LinearAveragePooling2D
+
+
+def layer_class(layer_type, spiking):
+    """The class that simulates a parsed layer of SNN-TB's type
+    ``layer_type``: the adaptive twin when the layer has neurons
+    (``spiking``), else the layer without neurons."""
+    if spiking:
+        return SPIKING_CLASSES[layer_type]
+    if layer_type in network.LINEAR_TYPES:
+        return LinearAveragePooling2D
+    return globals()['Spike' + layer_type]

@@ -6,10 +6,13 @@ One place for what used to be spelt out in several:
 * :data:`SPIKING_TYPES` - layer types that become adaptive-threshold neurons
   (:mod:`snntb_adaptive.layers` has one class ``Spike<type>`` for each);
 * :data:`PASS_THROUGH_TYPES` - layer types SNN-TB keeps without neurons;
+* :data:`LINEAR_TYPES` - spiking types that ``[adaptive_threshold]
+  avg_pooling = linear`` turns into linear synapses (no neurons);
 * :data:`CONVERTIBLE` - Keras classes a model file may hold: the above, plus
   those SNN-TB's parser absorbs or drops without changing the function;
-* :func:`spiking_layers`, :func:`layer_rows` - the spiking layers of a
-  parsed model and their table rows (name, type, neurons);
+* :func:`is_spiking`, :func:`spiking_layers`, :func:`layer_rows` - which
+  layers of a parsed model have neurons, and their table rows (name, type,
+  neurons);
 * :func:`check_layer`, :func:`check_convertible` - a clear error for a layer
   the adaptive threshold cannot simulate.
 
@@ -25,6 +28,9 @@ SPIKING_TYPES = ('Dense', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
 #: layer types SNN-TB simulates without neurons
 PASS_THROUGH_TYPES = ('Flatten', 'Reshape', 'ZeroPadding2D', 'Concatenate')
 
+#: spiking types that ``avg_pooling = linear`` simulates without neurons
+LINEAR_TYPES = ('AveragePooling2D',)
+
 #: Keras classes a model file may hold: SNN-TB converts them, or absorbs them
 #: without changing the function (BatchNorm is folded into the weights, ReLU
 #: and Activation fused, Dropout etc. inactive at inference, Add turned into
@@ -39,10 +45,24 @@ CONVERTIBLE = frozenset(SPIKING_TYPES + PASS_THROUGH_TYPES + (
 UNSUPPORTED_ACTIVATIONS = ('softmax', 'binary_sigmoid', 'binary_tanh')
 
 
+def is_spiking(layer, config):
+    """Whether a parsed-model layer has neurons: SNN-TB's ``is_spiking``,
+    except that ``[adaptive_threshold] avg_pooling = linear`` (with the
+    adaptive spike code) leaves average pooling without neurons."""
+    from snntoolbox.parsing.utils import get_type
+    from snntoolbox.simulation.utils import is_spiking as snntb_is_spiking
+    if not snntb_is_spiking(layer, config):
+        return False
+    if get_type(layer) not in LINEAR_TYPES:
+        return True
+    from snntb_adaptive.config import is_adaptive, settings_from_config
+    return not (is_adaptive(config) and
+                settings_from_config(config).avg_pooling == 'linear')
+
+
 def spiking_layers(model, config):
-    """The layers of a parsed model that SNN-TB turns into spiking neurons,
-    in order (SNN-TB's ``is_spiking``)."""
-    from snntoolbox.simulation.utils import is_spiking
+    """The layers of a parsed model that have neurons, in order
+    (:func:`is_spiking`)."""
     return [layer for layer in model.layers[1:] if is_spiking(layer, config)]
 
 

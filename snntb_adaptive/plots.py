@@ -99,18 +99,36 @@ def accuracy_log_steps(results, path, title=None):
     return _save(plt, fig, path, title)
 
 
+def _layer_union(per_setting):
+    """Layer names of several settings in network order (SNN-TB's names
+    start with the layer's index), each once: settings may differ in which
+    layers have neurons."""
+    names = {}
+    for layers in per_setting:
+        for lay in layers:
+            names.setdefault(lay, len(names))
+    return sorted(names, key=lambda n: (_leading_int(n, names[n]), names[n]))
+
+
+def _leading_int(name, fallback):
+    digits = len(name) - len(name.lstrip('0123456789'))
+    return int(name[:digits]) if digits else fallback
+
+
 def firing_rates(results, path, title=None):
     plt = _plt()
     named = {n: r for n, r in results.items()
              if r.get('firing_rate_per_layer')}
     if not named:
         return None
-    layers = list(next(iter(named.values()))['firing_rate_per_layer'])
+    layers = _layer_union(r['firing_rate_per_layer'] for r in named.values())
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers) + 3), 4.5))
     width = 0.8 / len(named)
     x = np.arange(len(layers))
     for i, (name, res) in enumerate(named.items()):
-        rates = [res['firing_rate_per_layer'][lay] for lay in layers]
+        # a layer a setting has no neurons in (linear pooling) has no bar
+        rates = [res['firing_rate_per_layer'].get(lay, np.nan)
+                 for lay in layers]
         ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=name)
     ax.set_xticks(x)
     ax.set_xticklabels(layers, rotation=45, ha='right', fontsize=7)
@@ -124,13 +142,15 @@ def threshold_traces(results, path, title=None):
     named = {n: r for n, r in results.items() if r.get('threshold_trace')}
     if not named:
         return None
-    layers = list(next(iter(named.values()))['threshold_trace'])
+    layers = _layer_union(r['threshold_trace'] for r in named.values())
     cols = min(4, len(layers))
     rows = -(-len(layers) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows),
                              squeeze=False, sharex=True)
     for ax, lay in zip(axes.flat, layers):
         for name, res in named.items():
+            if lay not in res['threshold_trace']:
+                continue           # no neurons there in this setting
             tr = res['threshold_trace'][lay]
             t = np.arange(1, len(tr['mean']) + 1)
             line, = ax.plot(t, tr['mean'], lw=1.2, label=name)

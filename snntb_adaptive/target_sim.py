@@ -101,7 +101,8 @@ class SNN(tmr_sim.SNN):
     def add_layer(self, layer):
         from snntoolbox.parsing.utils import get_inbound_layers_with_params
         layer_type = network.check_layer(layer)
-        cls = getattr(at_layers, 'Spike' + layer_type)
+        spiking = network.is_spiking(layer, self.config)
+        cls = at_layers.layer_class(layer_type, spiking)
         inbound = layer._inbound_nodes[0].inbound_layers
         if not isinstance(inbound, (list, tuple)):
             inbound = [inbound]
@@ -115,7 +116,7 @@ class SNN(tmr_sim.SNN):
         spike_layer.activation_str = activation
         spike_layer.is_first_spiking = \
             len(get_inbound_layers_with_params(layer)) == 0
-        if layer_type in at_layers.SPIKING_CLASSES:
+        if spiking:
             eta = self._etas[len(self._spiking)]
             spike_layer.neuron_params = NeuronParams(
                 update=self.settings.update, scope=self.settings.scope,

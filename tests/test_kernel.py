@@ -187,12 +187,17 @@ def digits_snn(tmp_path_factory):
 
 @pytest.mark.parametrize('preset', ['paper', 'authors_code',
                                     'authors_executed', 'paper_window',
-                                    'calibrated'])
+                                    'calibrated',
+                                    'calibrated\navg_pooling = spiking',
+                                    'paper\navg_pooling = linear',
+                                    'authors_executed\navg_pooling = linear'])
 def test_compiled_loop_same_with_either_kernel(digits_snn, preset):
     """Whole network: fused kernel, TensorFlow ops and the step-by-step path
-    give the same output spikes, spike counts and thresholds."""
+    give the same output spikes, spike counts and thresholds, with spiking
+    and with linear average pooling."""
     extra = "\n[adaptive_threshold]\npreset = {}\n".format(preset)
-    cfg = setup(write_config(digits_snn, name=preset + '.ini', label=preset,
+    label = preset.replace('\n', '_').replace(' = ', '_')
+    cfg = setup(write_config(digits_snn, name=label + '.ini', label=label,
                              duration=40, extra=extra))
     parsed, testset = parse_and_normalise(cfg)
     snn = build_snn(cfg, parsed, testset)
