@@ -53,7 +53,9 @@ def test_deterministic_reused_and_recomputed(wd):
     for a, b in zip(p1.get_weights(), p2.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert p1.calibration_record['reused'] is False
-    assert len(first['layers']) == 6           # every spiking layer
+    # every layer with neurons: conv, conv, dense, dense (the calibrated
+    # preset's pooling is linear by default)
+    assert len(first['layers']) == 4
     assert first['settings']['steps'] == T
     assert first['settings']['images'] == 200
     # the same label again: the file is applied, the same weights result
@@ -73,7 +75,8 @@ def test_deterministic_reused_and_recomputed(wd):
 
 
 def test_file_round_trips_and_bad_files_are_refused(wd, tmp_path):
-    cfg, parsed, _, path = _calibrate(wd, 'cal_rt')
+    cfg, parsed, _, path = _calibrate(
+        wd, 'cal_rt', extra=CALIBRATED + 'avg_pooling = spiking\n')
     data = calibration.read(path)
     # a freshly parsed model with the file applied has the same weights
     from snntb_adaptive import pipeline
@@ -111,7 +114,7 @@ def _accuracy_per_step(snn, testset):
     for start in range(0, len(x), snn.batch_size):
         readout, _, _ = snn.simulate_batch(x[start:start + snn.batch_size])
         snn.reset(0)
-        scores = np.cumsum(readout, axis=0)
+        scores = snn.readout_scores(readout)
         correct = correct + np.sum(np.argmax(scores, axis=2) ==
                                    y[start:start + snn.batch_size], axis=1)
     return correct / len(x)
@@ -242,3 +245,106 @@ def test_phase2_on_top_only_when_asked():
     s = settings_from_mapping({'preset': 'calibrated', 'update': 'clamp'})
     assert (s.update, s.eta_scale) == ('clamp', (0.7,))
     assert settings_from_mapping({'preset': 'paper'}).mem_init == 0.0
+
+
+# -- the calibration's parts, each against a hand computation -------------
+
+@pytest.mark.parametrize('frac', [0.0, 0.5, 0.25])
+def test_expressible_is_what_an_if_neuron_fires(frac):
+    """An IF neuron simulated by hand (threshold and amplitude 1, initial
+    membrane ``frac``, reset by subtraction) on constant inputs that are
+    multiples of 1/16: every sum is exact, so the counts must agree."""
+    steps = 8
+    a = np.arange(-8, 25, dtype=np.float32) / 16
+    mem = np.full_like(a, frac)
+    count = np.zeros_like(a)
+    for _ in range(steps):
+        mem += a
+        fired = mem >= 1
+        count += fired
+        mem -= fired
+    np.testing.assert_array_equal(
+        calibration.expressible(a, np.float32(1), steps, frac),
+        count / steps)
+
+
+def test_threshold_search_is_per_channel_when_asked():
+    """Two channels, the second ten times the first: per channel their
+    thresholds are ten times apart; per layer they are one."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, (4000, 1)).astype(np.float32)
+    a = np.concatenate([base, 10 * base], axis=1)
+    per_channel = calibration.search_thresholds(a, 8, 0.5, True)
+    assert per_channel[1] / per_channel[0] == pytest.approx(10, rel=0.02)
+    per_layer = calibration.search_thresholds(a, 8, 0.5, False)
+    assert per_layer[0] == per_layer[1]
+
+
+def test_two_bias_corrections_per_layer(tmp_path, monkeypatch):
+    """A Dense-Dense net: each layer is simulated once per bias correction
+    (two) and once more for the spike trains the next layer gets: 6
+    simulations in all."""
+    from tensorflow import keras
+    inp = keras.layers.Input((6,))
+    h = keras.layers.Dense(5, activation='relu')(inp)
+    model = keras.Model(inp, keras.layers.Dense(3)(h))
+    calls = []
+    original = calibration.simulate_layer
+
+    def counting(layer, *args, **kw):
+        calls.append(layer.name)
+        return original(layer, *args, **kw)
+    monkeypatch.setattr(calibration, 'simulate_layer', counting)
+    x = np.random.default_rng(1).uniform(0, 1, (64, 6)).astype(np.float32)
+    calibration.calibrate(model, x, 8, 1.0, lambda lay: True)
+    names = [lay.name for lay in model.layers[1:]]
+    assert calls == [names[0]] * 3 + [names[1]] * 3
+
+
+@pytest.mark.parametrize('line', ['calibration_thresholds = layer',
+                                  'mem_init = 0.25',
+                                  'calibration_samples = 100',
+                                  'avg_pooling = spiking'])
+def test_each_calibration_key_recalibrates(wd, line):
+    """The calibration's fingerprint covers every key it depends on: a
+    change of any one calibrates again instead of reusing the file."""
+    label = 'fp_' + line.split()[0]
+    _, p1, _, _ = _calibrate(wd, label)
+    assert p1.calibration_record['reused'] is False
+    _, p2, _, _ = _calibrate(wd, label)
+    assert p2.calibration_record['reused'] is True
+    key = line.split()[0]
+    extra = CALIBRATED.replace('calibration_samples = 200', line) \
+        if key == 'calibration_samples' else CALIBRATED + line + '\n'
+    _, p3, _, path = _calibrate(wd, label, extra=extra)
+    assert p3.calibration_record['reused'] is False
+    assert p3.calibration_record['fingerprint'] != \
+        p1.calibration_record['fingerprint']
+
+
+GOLDEN_CALIBRATION = os.path.join(os.path.dirname(__file__), 'golden',
+                                  'digits_calibration.json')
+
+
+def test_calibration_equals_the_pinned_one(wd):
+    """The digits calibration (T = 8, 200 images, default keys) pinned:
+    thresholds, initial membranes, corrected biases and weight scales per
+    channel, as this version computed them (a change of the threshold
+    search, the initial membrane term or the number of corrections moves
+    them by far more than the tolerance, which allows for another CPU's
+    float rounding in TensorFlow's convolutions)."""
+    _, _, _, path = _calibrate(wd, 'golden_cal')
+    got = calibration.read(path)
+    with open(GOLDEN_CALIBRATION) as f:
+        want = json.load(f)
+    assert got['settings'] == want['settings']
+    assert [e['name'] for e in got['layers']] == \
+        [e['name'] for e in want['layers']]
+    for g, w in zip(got['layers'], want['layers']):
+        for key in ('threshold', 'v_init', 'bias', 'weight_scale'):
+            if w[key] is None:
+                assert g[key] is None
+            else:
+                np.testing.assert_allclose(g[key], w[key], rtol=1e-4,
+                                           atol=1e-6, err_msg=key)
+        assert g['rmse'] == pytest.approx(w['rmse'], rel=1e-3)

@@ -372,3 +372,66 @@ def test_keras3_loaded_first_is_a_clear_error():
     assert p.returncode != 0
     last = p.stderr.strip().splitlines()[-1]
     assert 'KerasVersionError' in last and 'TF_USE_LEGACY_KERAS' in last
+
+
+def test_resume_after_a_cut_line_keeps_every_batch(tmp_path):
+    """A resume drops a last line cut short and rewrites the file, so that
+    batches appended after it, and a second resume, find every batch and
+    every line of the file parses."""
+    from snntb_adaptive.progress import Progress
+    log_dir, path = _progress_file(tmp_path)
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:-25])                  # batch 2 was being written
+    p = Progress(log_dir, 'fp', True, 4)
+    assert sorted(p.done) == [0, 1]
+    for b in (2, 3):
+        p.append(b, dict(p.done[0], correct1=[b, 9]), seconds=0.5,
+                 rss_mb=1.0)
+    p.close()
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 5 and all(json.loads(line) for line in lines)
+    p = Progress(log_dir, 'fp', True, 4)
+    p.close()
+    assert sorted(p.done) == [0, 1, 2, 3]
+    assert p.done[3]['correct1'] == [3, 9]
+
+
+def _nested_lambda_model(path, marker, functional):
+    """A model whose Lambda sits inside a nested Sequential or Functional
+    model."""
+    from tensorflow import keras
+    lam = keras.layers.Lambda(lambda t, m=marker: (open(m, 'w').close(),
+                                                   t)[1])
+    if functional:
+        inner_in = keras.layers.Input((64,))
+        inner = keras.Model(inner_in, lam(inner_in), name='inner')
+    else:
+        inner = keras.Sequential([keras.layers.Input((64,)), lam],
+                                 name='inner')
+    inp = keras.layers.Input((8, 8, 1))
+    out = keras.layers.Dense(10)(inner(keras.layers.Flatten()(inp)))
+    model = keras.Model(inp, out)
+    model.compile('sgd', 'categorical_crossentropy')
+    model.save(path)
+    os.remove(marker)
+
+
+@pytest.mark.parametrize('functional', [False, True])
+@pytest.mark.parametrize('parse', [True, False])
+def test_lambda_in_a_nested_model_is_refused(wd, functional, parse):
+    """The check descends into nested models: with ``parse = False`` the
+    parsed model gets only this check before Keras loads it."""
+    from snntb_adaptive.cli import main
+    marker = os.path.join(wd, 'marker_nested')
+    for name in ('model.h5', 'model_parsed.h5'):
+        _nested_lambda_model(os.path.join(wd, name), marker, functional)
+    path = _cfg(wd, [('evaluate_ann = False',
+                      'evaluate_ann = False\nparse = {}'.format(parse))])
+    with pytest.raises(ConfigError, match='code would run when it is '
+                       'loaded.*Lambda'):
+        setup(path)
+    assert main(['-t', path]) == 2
+    assert not os.path.exists(marker)

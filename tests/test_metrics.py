@@ -109,3 +109,13 @@ def test_run_loop_takes_finished_batches_from_progress_and_skips_them():
     assert progress.appended == [0, 2]
     assert resumed.results({}, 0)['spikes_per_layer'] == \
         whole.results({}, 0)['spikes_per_layer'] == {'a': 12, 'b': 12}
+
+
+def test_eq7_tolerance_is_relative_to_the_final_accuracy():
+    """2 % of the final accuracy, not 0.02 absolute: at a final accuracy of
+    0.5, 0.485 is 3 % away (outside) although only 0.015 below."""
+    assert convergence_step([0.485, 0.5]) == 2
+    assert convergence_step([0.491, 0.5]) == 1     # 1.8 %: inside
+    # and above a final accuracy of 1 it is wider than 0.02 absolute
+    assert convergence_step([0.965, 1.5]) == 2
+    assert convergence_step([1.475, 1.5]) == 1     # 1.7 %, 0.025 below

@@ -132,3 +132,46 @@ def test_max_pooling_parity_and_compiled_loop(tmp_path):
     assert_spikes_equal(np.cumsum(readout > 0, 0).transpose(1, 2, 0),
                         counts_stock, 'output spike counts')
     assert trains_stock[1].sum() > 100        # the pooling layer fires
+
+
+@pytest.mark.parametrize('preset', ['authors_executed', 'paper'])
+def test_v_max_two_is_the_network_scaled_by_two(digits_dir, preset):
+    """``[cell] v_thresh = 2``: ``V_init = eta * V_max = 1.4`` at ``eta =
+    0.7``, and the spikes are those of the same network at ``V_max = 1``
+    with every impulse doubled (first layer's weights and every bias times
+    2; spikes of amplitude 2 double the later layers' input themselves).
+    Doubling is exact in floating point, so the spikes agree bit for bit."""
+    import json
+    import os
+    extra = "\n[adaptive_threshold]\npreset = {}\neta_scale = 0.7\n" \
+        "".format(preset)
+    one_cfg = setup(write_config(digits_dir, name='v1.ini', label='v1_' +
+                                 preset, extra=extra))
+    two_cfg = setup(write_config(digits_dir, name='v2.ini', label='v2_' +
+                                 preset, extra=extra + "\n[cell]\n"
+                                 "v_thresh = 2\n"))
+    parsed, testset = parse_and_normalise(one_cfg)
+    one = build_snn(one_cfg, parsed, testset)
+    parsed2, _ = parse_and_normalise(two_cfg)
+    with open(os.path.join(two_cfg.get('paths', 'log_dir_of_current_run'),
+                           'phase1_thresholds.json')) as f:
+        rows = json.load(f)['layers']
+    assert [r['v_init'] for r in rows] == [1.4] * 6
+    assert [r['v_max'] for r in rows] == [2.0] * 6
+    first = True
+    for layer in parsed2.layers[1:]:
+        params = layer.get_weights()
+        if not params:
+            continue
+        w = params[0] * 2 if first else params[0]
+        layer.set_weights([w, params[1] * 2] + params[2:])
+        first = False
+    two = build_snn(two_cfg, parsed2, testset)
+    assert [lay.neuron_params.v_init for lay in two._spiking] == [1.4] * 6
+    x = testset['x_test'][:10]
+    r1, c1, th1 = one.simulate_batch(x)
+    r2, c2, th2 = two.simulate_batch(x)
+    assert c1.sum() > 1000
+    assert_spikes_equal(c1, c2, 'spikes per layer and step')
+    assert_spikes_equal(r1 * 2, r2, 'output spikes')
+    np.testing.assert_array_equal(th1 * 2, th2)

@@ -1,0 +1,106 @@
+"""Deliberate one-line bugs, one at a time: does a test notice each?
+
+For every entry of BUGS, the script puts the bug into the package (one
+exact, unique text replacement), runs the test files that cover that part,
+and restores the file (also on Ctrl-C). A bug the tests pass is MISSED.
+The list holds the 8 bugs of issue 20 (and a few more); add a line for new
+code (a Phase-1 method, a kernel) and see it CAUGHT before calling it done.
+
+    .venv/bin/python benchmarks/mutants.py            # every bug (~10 min)
+    .venv/bin/python benchmarks/mutants.py 3 7        # those whose name starts so
+
+Run it on a clean work tree and start nothing else from it meanwhile: the
+package's files are changed while a bug's tests run. Prints one line per
+bug, and the first failing tests of each caught one; exits 1 when any bug
+is missed.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = os.path.join(ROOT, '.venv', 'bin', 'python')
+if not os.path.exists(PY):
+    PY = sys.executable
+
+#: (name, file, text, replacement, test files)
+BUGS = [
+ ('1 expressible without +frac', 'snntb_adaptive/calibration.py',
+  "np.floor(a * (steps / theta) + frac)", "np.floor(a * (steps / theta))",
+  'tests/test_calibration.py'),
+ ('2 CORRECTIONS = 1', 'snntb_adaptive/calibration.py',
+  "CORRECTIONS = 2", "CORRECTIONS = 1", 'tests/test_calibration.py'),
+ ('3a search always per layer', 'snntb_adaptive/calibration.py',
+  "flat = a.reshape(-1, channels) if per_channel else a.reshape(-1, 1)",
+  "flat = a.reshape(-1, 1)", 'tests/test_calibration.py'),
+ ('3b search always per channel', 'snntb_adaptive/calibration.py',
+  "flat = a.reshape(-1, channels) if per_channel else a.reshape(-1, 1)",
+  "flat = a.reshape(-1, channels)", 'tests/test_calibration.py'),
+ ('4a fingerprint without thresholds', 'snntb_adaptive/config.py',
+  "'thresholds': self.calibration_thresholds,", "", 'tests/test_calibration.py'),
+ ('4b fingerprint without mem_init', 'snntb_adaptive/config.py',
+  "'mem_init': self.mem_init,\n", "\n", 'tests/test_calibration.py'),
+ ('5 resume does not rewrite', 'snntb_adaptive/progress.py',
+  "                write_atomic(self.path, text)", "                pass",
+  'tests/test_hardening.py tests/test_reliability.py'),
+ ('6 no descent into nested models', 'snntb_adaptive/checks.py',
+  "            for value in node.values():",
+  "            for value in ([] if node.get('class_name') in ('Sequential', 'Functional', 'Model') and node is not model_config else node.values()):",
+  'tests/test_hardening.py'),
+ ('7 Eq. 7 absolute tolerance', 'snntb_adaptive/metrics.py',
+  "np.abs(acc - final) / final < tolerance", "np.abs(acc - final) < tolerance",
+  'tests/test_metrics.py tests/test_golden.py'),
+ ('8a simulator V_init = eta', 'snntb_adaptive/target_sim.py',
+  "v_init=eta * self.v_max, v_max=self.v_max,", "v_init=eta, v_max=self.v_max,",
+  'tests/test_parity.py tests/test_reference.py tests/test_end_to_end.py'),
+ ('8b Phase-1 table V_init = eta', 'snntb_adaptive/normalisation.py',
+  "'v_init': eta * v_max})", "'v_init': eta})",
+  'tests/test_parity.py tests/test_end_to_end.py'),
+ ('9 tf kernel fires on > only', 'snntb_adaptive/dynamics.py',
+  "fired = tf.cast(tf.greater_equal(v, theta_b), v.dtype)",
+  "fired = tf.cast(tf.greater(v, theta_b), v.dtype)",
+  'tests/test_golden.py'),
+]
+
+
+def main(only):
+    missed = 0
+    for name, path, old, new, tests in BUGS:
+        if only and not any(name.startswith(o) for o in only):
+            continue
+        missed += not run_one(name, path, old, new, tests)
+    return 1 if missed else 0
+
+
+def run_one(name, path, old, new, tests):
+    """True when the tests notice the bug."""
+    full = os.path.join(ROOT, path)
+    with open(full) as f:
+        src = f.read()
+    if src.count(old) != 1:
+        print('{:<36} NOT APPLIED: the text is found {} times in {}; '
+              'update BUGS'.format(name, src.count(old), path))
+        return False
+    backup = os.path.join(tempfile.mkdtemp(), os.path.basename(path))
+    shutil.copy2(full, backup)
+    try:
+        with open(full, 'w') as f:
+            f.write(src.replace(old, new))
+        r = subprocess.run([PY, '-m', 'pytest', '-q', '-x', '-p',
+                            'no:cacheprovider'] + tests.split(), cwd=ROOT,
+                           capture_output=True, text=True)
+    finally:
+        shutil.copy2(backup, full)
+    lines = [x for x in r.stdout.splitlines() if x.strip()]
+    print('{:<36} {}  {}'.format(name, 'CAUGHT' if r.returncode else
+                                 'MISSED', lines[-1] if lines else ''))
+    for line in [x for x in lines if x.startswith('FAILED')][:2]:
+        print('       ' + line[:150])
+    sys.stdout.flush()
+    return r.returncode != 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
