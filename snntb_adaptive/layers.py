@@ -68,8 +68,12 @@ class AdaptiveThresholdMixin:
     base_layer = None
     #: True where the impulse depends on state (spiking max pooling)
     stateful_impulse = False
+    #: ``(N,)``: synapses one spike of each neuron reaches, divided by
+    #: ``V_max`` (:func:`snntb_adaptive.network.fan_out`); set by the
+    #: simulator, None: no synaptic operations counted
+    fan_out = None
 
-    theta = step_count = input_sum = None
+    theta = step_count = step_synops = input_sum = None
 
     def init_membrane_potential(self, output_shape=None, mode='zero'):
         """The membrane at a reset: ``mem_init * V_max`` (SNN-TB's zeros
@@ -97,6 +101,9 @@ class AdaptiveThresholdMixin:
         if self.step_count is None:
             self.step_count = tf.Variable(tf.zeros([batch], self._floatx),
                                           name='step_count', trainable=False)
+            self.step_synops = tf.Variable(tf.zeros([batch], self._floatx),
+                                           name='step_synops',
+                                           trainable=False)
         if self.record_input and self.input_sum is None:
             self.input_sum = tf.Variable(tf.zeros(output_shape, self._floatx),
                                          name='input_sum', trainable=False)
@@ -110,12 +117,22 @@ class AdaptiveThresholdMixin:
         self.mem.assign(step.state.mem)
         self.theta.assign(step.state.theta)
         self.step_count.assign(step.count)
+        self.step_synops.assign(self.synops(step.spikes))
         if self.input_sum is not None:
             self.input_sum.assign_add(self.impulse)
         if self.spiketrain is not None:
             fired = tf.cast(tf.not_equal(step.spikes, 0), self._floatx)
             self.spiketrain.assign(fired * self.time)
         return step.spikes
+
+    def synops(self, spikes):
+        """Synaptic operations of one step's spikes, per sample: each spike
+        times the synapses it reaches (zero without :attr:`fan_out`)."""
+        if self.fan_out is None:
+            return tf.zeros(tf.shape(spikes)[:1], spikes.dtype)
+        # one pass: (B, N) spikes times the (N,) fan-out
+        return tf.linalg.matvec(tf.reshape(spikes, [tf.shape(spikes)[0], -1]),
+                                self.fan_out)
 
     # -- the pure interface used by the compiled loop of target_sim --------
 
@@ -179,6 +196,7 @@ class AdaptiveThresholdMixin:
             if self.input_sum is not None:
                 self.input_sum.assign(tf.zeros_like(self.input_sum))
         self.step_count.assign(tf.zeros_like(self.step_count))
+        self.step_synops.assign(tf.zeros_like(self.step_synops))
         if self.spiketrain is not None:
             self.spiketrain.assign(tf.zeros_like(self.spiketrain))
         if self.mem_input is not None:

@@ -61,8 +61,11 @@ def convergence_step(acc_per_step, tolerance=CONVERGENCE_TOLERANCE):
 class RunRecorder:
     """Accumulates per-batch quantities into whole-run metrics."""
 
-    def __init__(self, layer_rows, num_steps, top_k, num_classes):
+    def __init__(self, layer_rows, num_steps, top_k, num_classes,
+                 ann_macs=None):
         self.layers = [dict(r) for r in layer_rows]
+        #: the ANN's multiply-accumulates per image, per layer with weights
+        self.ann_macs = ann_macs
         self.num_steps = num_steps
         self.top_k = top_k
         self.num_classes = num_classes
@@ -75,15 +78,19 @@ class RunRecorder:
         self.theta_sum = np.zeros((T, L), np.float64)
         self.theta_min = np.full((T, L), np.inf)
         self.theta_max = np.full((T, L), -np.inf)
+        #: synaptic operations per step and layer (NaN once a record has
+        #: none: SNN-TB's own simulator, progress of an older version)
+        self.synops_per_step = np.zeros((T, L), np.float64)
         self.ann1 = 0
         self.annk = 0
 
-    def batch_record(self, truth, scores, counts, thetas, ann_top1, ann_topk):
+    def batch_record(self, truth, scores, counts, thetas, ann_top1, ann_topk,
+                     synops=None):
         """Reduce one batch to what the run keeps.
 
-        ``scores (T, B, C)``, ``counts (T, B, L)``, ``thetas (T, B, L)``;
-        ``counts`` and ``thetas`` may be None (a simulator that does not
-        report them: SNN-TB's own).
+        ``scores (T, B, C)``, ``counts (T, B, L)``, ``thetas (T, B, L)``,
+        ``synops (T, B, L)``; ``counts``, ``thetas`` and ``synops`` may be
+        None (a simulator that does not report them: SNN-TB's own).
         """
         T, L = self.num_steps, len(self.layers)
         if counts is None:
@@ -104,6 +111,9 @@ class RunRecorder:
             'theta_min': thetas.min(axis=1),
             'theta_max': thetas.max(axis=1),
             'ann1': int(ann_top1), 'annk': int(ann_topk),
+            **({} if synops is None else {
+                'synops_per_step': np.asarray(synops, np.float64).sum(
+                    axis=1)}),
         }
 
     def add_record(self, rec):
@@ -116,12 +126,15 @@ class RunRecorder:
         self.theta_sum += np.asarray(rec['theta_sum'], np.float64)
         self.theta_min = np.minimum(self.theta_min, rec['theta_min'])
         self.theta_max = np.maximum(self.theta_max, rec['theta_max'])
+        self.synops_per_step += np.asarray(rec.get('synops_per_step', np.nan),
+                                           np.float64)
         self.ann1 += rec['ann1']
         self.annk += rec['annk']
 
-    def add_batch(self, truth, scores, counts, thetas, ann_top1, ann_topk):
+    def add_batch(self, truth, scores, counts, thetas, ann_top1, ann_topk,
+                  synops=None):
         rec = self.batch_record(truth, scores, counts, thetas, ann_top1,
-                                ann_topk)
+                                ann_topk, synops)
         self.add_record(rec)
         return rec
 
@@ -139,6 +152,8 @@ class RunRecorder:
         theta_mean = self.theta_sum / n
         has_spikes = bool(np.all(np.isfinite(self.spikes)))
         has_theta = bool(np.all(np.isfinite(self.theta_sum)))
+        has_synops = bool(np.all(np.isfinite(self.synops_per_step)))
+        synops = self.synops_per_step / n
         return {
             'snntb_adaptive_version': __version__,
             'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
@@ -170,6 +185,16 @@ class RunRecorder:
                        'min': self.theta_min[:, i].tolist(),
                        'max': self.theta_max[:, i].tolist()}
                 for i, name in enumerate(names)} if has_theta else None,
+            # cost per image: each spike times the synapses it reaches
+            'synaptic_operations_per_image': float(synops.sum())
+            if has_synops else None,
+            'synaptic_operations_per_layer': dict(zip(names, synops.sum(
+                axis=0).tolist())) if has_synops else None,
+            'synaptic_operations_per_step': np.cumsum(
+                synops.sum(axis=1)).tolist() if has_synops else None,
+            'ann_macs_per_image': None if self.ann_macs is None else
+            int(sum(self.ann_macs.values())),
+            'ann_macs_per_layer': self.ann_macs,
         }
 
 

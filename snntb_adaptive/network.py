@@ -113,3 +113,93 @@ def check_convertible(model):
     normalisation work)."""
     for layer in model.layers[1:]:
         check_layer(layer)
+
+
+# --------------------------------------------------------------------------
+# Synapses: fan-out of every neuron, connections of the ANN
+
+#: layers whose synapses are a window sum (each input reaches the windows
+#: that hold it), whatever they compute on it
+WINDOW_TYPES = ('AveragePooling2D', 'MaxPooling2D')
+
+
+def _inbound(layer):
+    inbound = layer._inbound_nodes[0].inbound_layers
+    return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
+
+
+def synapses(layer, x):
+    """``layer``'s map with every synaptic weight 1 and no bias, applied to
+    ``x``: for an input of ones, each output is its number of synapses
+    (fan-in, exact at padded borders), and the gradient of the sum with
+    respect to the input is each input's fan-out. Pooling counts each input
+    once per window that holds it; layers without synapses (Flatten,
+    Reshape, ZeroPadding2D, Concatenate, UpSampling2D) are the layer
+    itself."""
+    import numpy as np
+    import tensorflow as tf
+    from snntoolbox.parsing.utils import get_type
+    kind = get_type(layer)
+    if kind in WINDOW_TYPES:
+        channels = int(x.shape[-1])
+        ones = tf.ones(tuple(layer.pool_size) + (channels, 1), x.dtype)
+        return tf.nn.depthwise_conv2d(
+            x, ones, (1,) + tuple(layer.strides) + (1,),
+            layer.padding.upper())
+    if not layer.weights:
+        return layer(x)
+    config = dict(layer.get_config(), activation='linear', use_bias=False)
+    clone = type(layer).from_config(config)
+    clone.build(x.shape)
+    clone.set_weights([np.ones(w.shape, np.float32)
+                       for w in clone.get_weights()])
+    return clone(x)
+
+
+def fan_out(model, config):
+    """Per layer with neurons (:func:`spiking_layers`, in order), an array
+    of its output's shape (without the batch axis): the number of synapses
+    one spike of each neuron reaches in the next layers with neurons,
+    through the layers without neurons between them (with ``avg_pooling =
+    linear``, a spike reaches the next layer's synapses of its pooled
+    value). The output layer's is zero. A step's synaptic operations are
+    its spikes times these."""
+    import tensorflow as tf
+    spiking = spiking_layers(model, config)
+    ids = {id(layer) for layer in spiking}
+    sources = [tf.zeros((1,) + tuple(int(d) for d in layer.output_shape[1:]))
+               for layer in spiking]
+    source_of = {layer.name: s for layer, s in zip(spiking, sources)}
+    with tf.GradientTape() as tape:
+        for s in sources:
+            tape.watch(s)
+        outputs = {model.layers[0].name: tf.zeros(
+            (1,) + tuple(int(d) for d in model.input_shape[1:]))}
+        total = tf.constant(0.0)
+        for layer in model.layers[1:]:
+            x = [outputs[inb.name] for inb in _inbound(layer)]
+            x = x[0] if len(x) == 1 else x
+            if id(layer) in ids:
+                total += tf.reduce_sum(synapses(layer, x))
+                outputs[layer.name] = source_of[layer.name]
+            else:
+                outputs[layer.name] = synapses(layer, x)
+    grads = tape.gradient(total, sources)
+    return [(tf.zeros_like(s) if g is None else g)[0].numpy()
+            for s, g in zip(sources, grads)]
+
+
+def ann_macs(model):
+    """The ANN's multiply-accumulates per image, per layer with weights
+    (``{name: count}``): its connections, exact at padded borders."""
+    import tensorflow as tf
+    macs = {}
+    for layer in model.layers[1:]:
+        if layer.weights:      # a parsed model's: Conv*, Dense (BN folded)
+            ones = tf.ones((1,) + tuple(int(d) for d in
+                                        layer.input_shape[1:]))
+            # each output's fan-in is a small whole number (exact in
+            # float32); their sum in float64
+            macs[layer.name] = int(tf.reduce_sum(tf.cast(
+                synapses(layer, ones), tf.float64)))
+    return macs

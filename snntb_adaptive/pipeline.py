@@ -155,7 +155,7 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     time.
 
     ``simulate_batch(x_batch, truth)`` returns ``(scores (T,B,C), counts,
-    thetas)``; ``reset(batch_index)`` is SNN-TB's reset after each batch.
+    thetas, synops)``; ``reset(batch_index)`` is SNN-TB's reset after each batch.
     With a :class:`~snntb_adaptive.progress.Progress`, batches it holds
     already are taken from it (in batch order, so sums are formed as in an
     uninterrupted run) and each new batch is appended to it durably.
@@ -205,18 +205,20 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
 
 def batch_simulator(snn):
     """``simulate_batch(x_batch, truth) -> (scores (T,B,C), counts,
-    thetas)`` of a built network: the plugin's (scores: cumulative output
-    spikes or membrane input; spikes and thresholds per layer), or SNN-TB's
-    own (its cumulative output spike counts; no per-layer records)."""
+    thetas, synops)`` of a built network: the plugin's (scores: cumulative
+    output spikes or membrane input; spikes, thresholds and synaptic
+    operations per layer), or SNN-TB's own (its cumulative output spike
+    counts; no per-layer records)."""
     if hasattr(snn, 'simulate_batch'):
         def simulate_batch(x_b, truth):
-            readout, counts, thetas = snn.simulate_batch(x_b)
-            return snn.readout_scores(readout), counts, thetas
+            readout, counts, thetas, synops = snn.simulate_batch(
+                x_b, synops=True)
+            return snn.readout_scores(readout), counts, thetas, synops
     else:
         def simulate_batch(x_b, truth):
             counts = snn.simulate(x_b_l=x_b, truth_b=truth)
             return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
-                    None)
+                    None, None)
     return simulate_batch
 
 
@@ -239,12 +241,13 @@ def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
     sl = slice(b * batch_size, (b + 1) * batch_size)
     x_b, y_b = x_test[sl], y_test[sl]
     truth = np.argmax(y_b, axis=1)
-    scores, counts, thetas = simulate_batch(x_b, truth)
+    scores, counts, thetas, synops = simulate_batch(x_b, truth)
     ann = np.asarray(reference_ann(parsed_model).predict_on_batch(x_b))
     rec = recorder.batch_record(
         truth, scores, counts, thetas,
         ann_top1=int(np.sum(topk_correct(ann, truth, 1))),
-        ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))))
+        ann_topk=int(np.sum(topk_correct(ann, truth, recorder.top_k))),
+        synops=synops)
     reset(b)
     return rec
 

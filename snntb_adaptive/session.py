@@ -275,6 +275,12 @@ def summary_row(name, res, steps):
     row['ANN'] = res['ann_accuracy_top1']
     row['convergence step'] = res['convergence_step']
     row['firing rate'] = res['firing_rate']
+    # cost per image (millions): synaptic operations of the spikes over all
+    # T steps, and the ANN's multiply-accumulates (older results: none)
+    synops = res.get('synaptic_operations_per_image')
+    macs = res.get('ann_macs_per_image')
+    row['synops (M)'] = None if synops is None else synops / 1e6
+    row['ANN MACs (M)'] = None if macs is None else macs / 1e6
     return row
 
 
@@ -289,6 +295,8 @@ def format_markdown(rows):
             return '-'
         if col in percent:
             return '{:.2f} %'.format(100 * v)
+        if col.endswith('(M)'):
+            return '{:.2f}'.format(v)
         if isinstance(v, float):
             return '{:.4f}'.format(v)
         return str(v)

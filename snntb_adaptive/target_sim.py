@@ -63,6 +63,8 @@ class SNN(tmr_sim.SNN):
         self._kernel_fn = None
         self.recorder = None
         self.results = None       # results.json content after run()
+        self._fan_out = None      # per spiking layer, set in build()
+        self.ann_macs = None      # {layer: multiply-accumulates per image}
 
     # ------------------------------------------------------------------
     # Building
@@ -76,6 +78,10 @@ class SNN(tmr_sim.SNN):
             log.warning("this CPU reports no bfloat16 instructions "
                         "(avx512_bf16, amx_bf16): precision = bfloat16 will "
                         "be emulated and slower than float32.")
+        # synapses per neuron, for the synaptic operations of each step (set
+        # on each layer before it is built: SNN-TB traces its call then)
+        self._fan_out = network.fan_out(parsed_model, self.config)
+        self.ann_macs = network.ann_macs(parsed_model)
         super().build(parsed_model, **kwargs)
 
     def set_kernel(self, choice):
@@ -126,6 +132,9 @@ class SNN(tmr_sim.SNN):
                 layer is self.parsed_model.layers[-1] and
                 self.settings.readout == 'membrane')
             spike_layer.step_fn = self._kernel_fn
+            fan = self._fan_out[len(self._spiking)]
+            spike_layer.fan_out = tf.constant(
+                fan.ravel() / np.float32(self.v_max)) if fan.any() else None
             self._spiking.append(spike_layer)
             self._layer_rows.append({
                 'name': layer.name, 'type': layer_type,
@@ -147,7 +156,8 @@ class SNN(tmr_sim.SNN):
 
     def _collect(self, out):
         """Per-step quantities: output spikes or cumulative input of the
-        output layer (B, C), spikes per layer (B, L), theta per layer (B, L).
+        output layer (B, C), spikes per layer (B, L), theta per layer (B, L),
+        synaptic operations per layer (B, L).
         """
         batch = self.batch_size
         readout = self._spiking[-1].input_sum \
@@ -155,7 +165,8 @@ class SNN(tmr_sim.SNN):
         counts = tf.stack([lay.step_count for lay in self._spiking], axis=1)
         thetas = tf.stack([tf.broadcast_to(lay.theta, [batch])
                            for lay in self._spiking], axis=1)
-        return tf.identity(readout), counts, thetas
+        synops = tf.stack([lay.step_synops for lay in self._spiking], axis=1)
+        return tf.identity(readout), counts, thetas, synops
 
     def _set_time(self, t):
         for lay in self.snn.layers[1:]:
@@ -218,12 +229,12 @@ class SNN(tmr_sim.SNN):
                         low[k] = tf.cast(layer.kernel, tf.bfloat16)
             state0 = tuple(lay.read_state() for lay in spiking)
             ta0 = tuple(tf.TensorArray(tf.float32, size=num_steps)
-                        for _ in range(3))
+                        for _ in range(4))
 
             def body(i, state, tas):
                 outputs = dict(fixed)
                 new_state = list(state)
-                counts, thetas = [], []
+                counts, thetas, synops = [], [], []
                 out = None
                 for layer, names, k in plan:
                     if layer.name in constant:
@@ -246,10 +257,12 @@ class SNN(tmr_sim.SNN):
                     outputs[layer.name] = out = spikes
                     counts.append(count)
                     thetas.append(tf.broadcast_to(st.neuron.theta, [batch]))
+                    synops.append(layer.synops(spikes))
                 readout = new_state[-1].input_sum if membrane else out
                 tas = (tas[0].write(i, readout),
                        tas[1].write(i, tf.stack(counts, axis=1)),
-                       tas[2].write(i, tf.stack(thetas, axis=1)))
+                       tas[2].write(i, tf.stack(thetas, axis=1)),
+                       tas[3].write(i, tf.stack(synops, axis=1)))
                 return i + 1, tuple(new_state), tas
 
             _, state, tas = tf.while_loop(
@@ -268,28 +281,27 @@ class SNN(tmr_sim.SNN):
         self._batch_fn = run_batch
         self._step_fn = step
 
-    def simulate_batch(self, x):
+    def simulate_batch(self, x, synops=False):
         """Simulate one batch for all time steps.
 
         Returns numpy arrays ``readout (T, B, C)`` (output spikes of each
         step, or cumulative input of the output layer), ``counts (T, B, L)``
-        (spikes per sample and spiking layer) and ``thetas (T, B, L)``.
+        (spikes per sample and spiking layer) and ``thetas (T, B, L)``; with
+        ``synops``, also the synaptic operations ``(T, B, L)`` of each
+        layer's spikes.
         """
         if self._batch_fn is None:
             self._make_functions()
         x = tf.convert_to_tensor(np.asarray(x, np.float32) * self._dt)
         if self.loop == 'graph':
-            r, c, th = self._batch_fn(x)
-            return r.numpy(), c.numpy(), th.numpy()
-        self._check_float32('The step-by-step path')
-        rs, cs, ths = [], [], []
-        for i in range(self._num_timesteps):
-            r, c, th = self._step_fn(x, tf.constant((i + 1) * self._dt,
-                                                    tf.float32))
-            rs.append(r.numpy())
-            cs.append(c.numpy())
-            ths.append(th.numpy())
-        return np.stack(rs), np.stack(cs), np.stack(ths)
+            out = [a.numpy() for a in self._batch_fn(x)]
+        else:
+            self._check_float32('The step-by-step path')
+            steps = [[a.numpy() for a in self._step_fn(
+                x, tf.constant((i + 1) * self._dt, tf.float32))]
+                for i in range(self._num_timesteps)]
+            out = [np.stack(a) for a in zip(*steps)]
+        return tuple(out) if synops else tuple(out[:3])
 
     def simulate_spikes(self, x, num_steps=None, layers=None, sample=None):
         """Step-by-step path that also returns spiking layers' spikes: a
@@ -341,7 +353,7 @@ class SNN(tmr_sim.SNN):
     def simulate(self, **kwargs):
         """SNN-TB's interface: the readout scores (cumulative output spike
         counts, or cumulative input for ``membrane``) of shape (B, C, T)."""
-        readout, _, _ = self.simulate_batch(kwargs['x_b_l'])
+        readout = self.simulate_batch(kwargs['x_b_l'])[0]
         return np.transpose(self.readout_scores(readout), (1, 2, 0))
 
     # ------------------------------------------------------------------
@@ -403,7 +415,8 @@ class SNN(tmr_sim.SNN):
         x_test, y_test = get_samples_from_list(x_test, y_test, None,
                                                self.config)
         self.recorder = RunRecorder(self._layer_rows, self._num_timesteps,
-                                    self.top_k, self.num_classes)
+                                    self.top_k, self.num_classes,
+                                    self.ann_macs)
         execution = execution_from_config(self.config)
         settings = self.run_settings()
         n = pipeline.num_batches(self.config.getint('simulation',

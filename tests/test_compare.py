@@ -28,7 +28,11 @@ def test_compare_table_and_plots(digits_dir, tmp_path, capsys):
                      'authors_code eta_scale=0.6',
                      'authors_code eta_scale=0.8']
     assert list(rows[0]) == ['setting', 'acc@10', 'acc@20', 'acc@40', 'final',
-                             'ANN', 'convergence step', 'firing rate']
+                             'ANN', 'convergence step', 'firing rate',
+                             'synops (M)', 'ANN MACs (M)']
+    # stock SNN-TB's simulator reports no synaptic operations
+    assert rows[0]['synops (M)'] == '' and float(rows[1]['synops (M)']) > 0
+    assert rows[1]['ANN MACs (M)'] == '0.067776'    # digits CNN, by hand
     md = (out / 'summary.md').read_text()
     assert md.count('\n|') == 7 and 'paper eta_scale=0.8' in md
     for png in ('accuracy.png', 'accuracy_log.png', 'firing_rates.png',

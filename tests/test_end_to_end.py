@@ -19,7 +19,10 @@ RESULT_KEYS = {
     'accuracy_topk_per_step', 'final_accuracy_top1', 'final_accuracy_topk',
     'ann_accuracy_top1', 'ann_accuracy_topk', 'convergence_step',
     'convergence_tolerance', 'firing_rate', 'firing_rate_per_layer',
-    'spikes_per_layer', 'spikes_per_step_per_layer', 'threshold_trace'}
+    'spikes_per_layer', 'spikes_per_step_per_layer', 'threshold_trace',
+    'synaptic_operations_per_image', 'synaptic_operations_per_layer',
+    'synaptic_operations_per_step', 'ann_macs_per_image',
+    'ann_macs_per_layer'}
 SETTING_KEYS = {'preset', 'update', 'scope', 'eta_scale', 'readout',
                 'eta_per_layer', 'v_max', 'duration', 'dt', 'batch_size',
                 'num_to_test', 'num_samples', 'top_k', 'model_file',

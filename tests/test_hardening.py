@@ -285,7 +285,7 @@ def _run_loop(tmp_path, fail_at, how):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)
         ones = np.ones((2, len(truth), 1), np.float32)
-        return np.ones((2, len(truth), 3), np.int32), ones, ones
+        return np.ones((2, len(truth), 3), np.int32), ones, ones, ones
 
     rec = RunRecorder([{'name': 'a', 'type': 'Dense', 'neurons': 3}], 2, 1,
                       3)

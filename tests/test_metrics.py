@@ -2,6 +2,7 @@
 expected values (worked out by hand in the comments)."""
 
 import numpy as np
+import pytest
 
 from snntb_adaptive import pipeline
 from snntb_adaptive.metrics import (RunRecorder, convergence_step,
@@ -90,7 +91,7 @@ def test_run_loop_takes_finished_batches_from_progress_and_skips_them():
         simulated.append(int(x_b[0, 0]))
         scores = np.broadcast_to(np.eye(3)[truth], (2,) + (len(truth), 3))
         counts = np.ones((2, len(truth), 2), np.float32)
-        return scores.astype(np.int32), counts, np.ones_like(counts)
+        return scores.astype(np.int32), counts, np.ones_like(counts), None
 
     # a whole run, for the records of batch 1
     whole = _recorder()
@@ -119,3 +120,90 @@ def test_eq7_tolerance_is_relative_to_the_final_accuracy():
     # and above a final accuracy of 1 it is wider than 0.02 absolute
     assert convergence_step([0.965, 1.5]) == 2
     assert convergence_step([1.475, 1.5]) == 1     # 1.7 %, 0.025 below
+
+
+def test_synaptic_operations_sum_per_step_and_layer():
+    rec = _recorder()
+    counts = np.ones((2, 2, 2), np.float32)
+    synops = np.array([[[10, 0], [30, 0]],
+                       [[20, 0], [0, 0]]], np.float32)
+    scores = np.zeros((2, 2, 3), np.int32)
+    rec.add_batch(np.array([1, 0]), scores, counts, counts, 2, 2,
+                  synops=synops)
+    res = rec.results({}, 1.0)
+    # per image: (10 + 30 + 20) / 2 samples
+    assert res['synaptic_operations_per_image'] == 30
+    assert res['synaptic_operations_per_layer'] == {'a': 30, 'b': 0}
+    assert res['synaptic_operations_per_step'] == [20, 30]   # cumulative
+    # a record without them (SNN-TB's own simulator): none at all
+    rec.add_batch(np.array([1, 0]), scores, counts, counts, 2, 2)
+    assert rec.results({}, 1.0)['synaptic_operations_per_image'] is None
+
+
+def _synapse_net(wd):
+    """Input 3x3x1 -> Conv2D 1x1 (A, 9 neurons) -> Conv2D 2 filters 3x3
+    'same' (B, 18) -> Flatten -> Dense 3 (C), all ReLU but the output."""
+    import os
+    from tensorflow import keras
+    from snntb_adaptive import data
+    inp = keras.layers.Input((3, 3, 1))
+    h = keras.layers.Conv2D(1, 1, activation='relu')(inp)
+    h = keras.layers.Conv2D(2, 3, padding='same', activation='relu')(h)
+    out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(3)
+    # fixed positive weights: every layer is active
+    model.set_weights([rng.uniform(0.1, 1, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    model.compile('sgd', 'categorical_crossentropy')
+    model.save(os.path.join(wd, 'model.h5'))
+    x = rng.uniform(0, 1, (8, 3, 3, 1)).astype(np.float32)
+    data.write_snntb_dataset(os.path.join(wd, 'data'), x, np.arange(8) % 3,
+                             x, 3)
+
+
+# By hand: a spike of A at a corner reaches 4 positions of B's 3x3 window
+# times 2 filters, at an edge 6 x 2, in the centre 9 x 2; a spike of B
+# reaches the 3 neurons of C; C's reach nothing.
+FAN_A = np.array([[8, 12, 8], [12, 18, 12], [8, 12, 8]], np.float64)
+# the ANN's connections: A 9 x 1; B (4 corners x 4 + 4 edges x 6 + 9) x 2;
+# C 18 x 3
+MACS = {'A': 9, 'B': (16 + 24 + 9) * 2, 'C': 54}
+
+
+def test_synaptic_operations_equal_the_count_by_hand(tmp_path):
+    from conftest import build_snn, parse_and_normalise, setup, write_config
+    from snntb_adaptive import network
+    wd = str(tmp_path)
+    _synapse_net(wd)
+    cfg = setup(write_config(wd, duration=6, batch_size=8, num_to_test=8,
+                             softmax_to_relu=False,
+                             extra="\n[adaptive_threshold]\npreset = paper\n"))
+    parsed, testset = parse_and_normalise(cfg)
+    fans = network.fan_out(parsed, cfg)
+    np.testing.assert_array_equal(fans[0][..., 0], FAN_A)
+    np.testing.assert_array_equal(fans[1], np.full((3, 3, 2), 3.0))
+    np.testing.assert_array_equal(fans[2], np.zeros(3))
+    assert list(network.ann_macs(parsed).values()) == list(MACS.values())
+    snn = build_snn(cfg, parsed, testset)
+    x = testset['x_test']
+    trains = snn.simulate_spikes(x)             # step path, every layer
+    snn.reset(0)
+    by_hand = np.stack([   # (T, layer A/B): spikes x fan-out, all samples
+        ((trains[0][..., 0] != 0) * FAN_A).sum(axis=(1, 2, 3)),
+        (trains[1] != 0).sum(axis=(1, 2, 3, 4)) * 3.0], axis=1)
+    assert by_hand.sum() > 50                   # the net spikes
+    for loop in ('graph', 'step'):
+        snn.loop = loop
+        synops = snn.simulate_batch(x, synops=True)[3]   # (T, B, L)
+        snn.reset(0)
+        np.testing.assert_array_equal(synops.sum(axis=1)[:, :2], by_hand)
+        assert not synops[:, :, 2].any()
+    # and through a whole run into results.json, per image
+    snn.loop = 'graph'
+    snn.run(**testset)
+    res = snn.results
+    assert res['synaptic_operations_per_image'] == by_hand.sum() / 8
+    assert res['synaptic_operations_per_step'] == pytest.approx(
+        np.cumsum(by_hand.sum(1)) / 8)
+    assert res['ann_macs_per_image'] == sum(MACS.values())
