@@ -70,15 +70,15 @@ SEARCH_ROWS = 1 << 13
 CORRECTIONS = 2
 
 
-def expressible(a, theta, steps, frac):
+def expressible(a, theta, steps, frac, max_spikes=1):
     """What an IF neuron (threshold and amplitude ``theta``, initial membrane
-    ``frac * theta``) driven by a constant ``a`` expresses in ``steps``
-    steps, in the units of ``a``."""
-    n = np.clip(np.floor(a * (steps / theta) + frac), 0, steps)
+    ``frac * theta``, up to ``max_spikes`` spikes per step) driven by a
+    constant ``a`` expresses in ``steps`` steps, in the units of ``a``."""
+    n = np.clip(np.floor(a * (steps / theta) + frac), 0, steps * max_spikes)
     return n * (theta / steps)
 
 
-def search_thresholds(a, steps, frac, per_channel):
+def search_thresholds(a, steps, frac, per_channel, max_spikes=1):
     """``theta`` per channel (last axis of ``a``) or one for the layer: the
     grid value (:data:`ALPHAS` times the largest activation) with the
     smallest mean squared error of :func:`expressible`. Returns float32
@@ -98,7 +98,8 @@ def search_thresholds(a, steps, frac, per_channel):
     for alpha in ALPHAS:
         cand = (alpha * top).astype(np.float32)
         err = np.mean(np.square(
-            expressible(flat, cand, steps, frac) - flat, dtype=np.float64),
+            expressible(flat, cand, steps, frac, max_spikes) - flat,
+            dtype=np.float64),
             axis=0)
         better = err < best
         best = np.where(better, err, best)
@@ -155,36 +156,46 @@ def scale_layer(layer, weights, bias, s_in, s_out):
 
 
 class _Trains:
-    """Spike trains ``(T, N, ...)`` of one layer, one bit per spike."""
+    """Spike trains ``(T, N, ...)`` of one layer: one bit per neuron and
+    step, or (burst spikes, ``max_spikes > 1``) one byte, the number of
+    spikes."""
 
-    def __init__(self, steps, shape):
+    def __init__(self, steps, shape, max_spikes=1):
         self.steps = steps
-        self.bits = np.zeros(((steps + 7) // 8,) + tuple(shape), np.uint8)
+        self.packed = max_spikes == 1
+        self.bits = np.zeros(((steps + 7) // 8 if self.packed else steps,) +
+                             tuple(shape), np.uint8)
 
     def put(self, start, fired):
-        self.bits[:, start:start + fired.shape[1]] = np.packbits(fired,
-                                                                 axis=0)
+        stop = start + fired.shape[1]
+        self.bits[:, start:stop] = np.packbits(fired, axis=0) \
+            if self.packed else fired
 
     def get(self, start, stop, v_max):
         fired = np.unpackbits(self.bits[:, start:stop], axis=0,
-                              count=self.steps)
+                              count=self.steps) if self.packed \
+            else self.bits[:, start:stop]
         return fired.astype(np.float32) * np.float32(v_max)
 
 
-def simulate_layer(layer, source, pending, steps, v_max, frac, num,
-                   keep_trains=True):
+def simulate_layer(layer, source, pending, steps, v_max, v0, num,
+                   keep_trains=True, max_spikes=1):
     """Simulate one spiking layer for ``steps`` steps on ``num`` images:
     ``source`` is the input images (constant current) or the
     :class:`_Trains` of the spiking layer before it; ``pending`` the layers
-    without neurons in between (applied to the spikes). Returns ``(counts
-    (N, ...), mean impulse (N, ...), trains or None)``."""
+    without neurons in between (applied to the spikes); ``v0`` the initial
+    membrane potential (one number, or one per channel); ``max_spikes`` the
+    spikes a neuron may emit per step (as :func:`dynamics.fire
+    <snntb_adaptive.dynamics.fire>` with threshold ``V_max``). Returns
+    ``(counts (N, ...), mean impulse (N, ...), trains or None)``."""
     out_shape = tuple(int(d) for d in layer.output_shape[1:])
     size = max(int(np.prod(out_shape)), int(np.prod(
         layer.input_shape[1:])))
     chunk = int(max(1, min(num, (1 << 24) // (steps * size))))
     counts = np.zeros((num,) + out_shape, np.float32)
     mean_impulse = np.zeros((num,) + out_shape, np.float32)
-    trains = _Trains(steps, (num,) + out_shape) if keep_trains else None
+    trains = _Trains(steps, (num,) + out_shape, max_spikes) \
+        if keep_trains else None
     for start in range(0, num, chunk):
         stop = min(num, start + chunk)
         n = stop - start
@@ -199,13 +210,20 @@ def simulate_layer(layer, source, pending, steps, v_max, frac, num,
             for p in pending:
                 x = np.asarray(p(x))
             imp = np.broadcast_to(impulse(layer, x), (steps, n) + out_shape)
-        mem = np.full((n,) + out_shape, frac * v_max, np.float32)
-        fired = np.zeros((steps, n) + out_shape, np.bool_)
+        mem = np.empty((n,) + out_shape, np.float32)
+        mem[...] = v0
+        fired = np.zeros((steps, n) + out_shape,
+                         np.bool_ if max_spikes == 1 else np.uint8)
         total = np.zeros((n,) + out_shape, np.float32)
         for t in range(steps):
             mem += imp[t]
             total += imp[t]
-            fired[t] = mem >= v_max
+            if max_spikes == 1:
+                fired[t] = mem >= v_max
+            else:    # dynamics.fire's burst rule at threshold V_max
+                v = np.float32(v_max)
+                fired[t] = (mem >= v) * np.minimum(
+                    np.float32(max_spikes), 1 + np.floor((mem - v) / v))
             mem -= fired[t] * np.float32(v_max)
         counts[start:stop] = fired.sum(axis=0)
         mean_impulse[start:stop] = total / steps
@@ -214,14 +232,15 @@ def simulate_layer(layer, source, pending, steps, v_max, frac, num,
     return counts, mean_impulse, trains
 
 
-def check_memory(layers, num, steps):
+def check_memory(layers, num, steps, max_spikes=1):
     """A :class:`ConfigError` before any work when the arrays kept per layer
     (ANN activations, counts, mean input, the next layer's input and the
-    spike trains, one bit per step) would not fit in half the available
-    memory."""
+    spike trains, one bit per step, a byte with burst spikes) would not fit
+    in half the available memory."""
     from snntb_adaptive.checks import available_memory
     widest = max(int(np.prod(layer.output_shape[1:])) for layer in layers)
-    need = num * widest * (5 * 4 + 2 * (steps + 7) // 8)
+    train = (steps + 7) // 8 if max_spikes == 1 else steps
+    need = num * widest * (5 * 4 + 2 * train)
     have = available_memory()
     if have is not None and need > 0.5 * have:
         raise ConfigError(
@@ -232,16 +251,19 @@ def check_memory(layers, num, steps):
 
 
 def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
-              per_channel=True):
+              per_channel=True, correction='bias', max_spikes=1):
     """Calibrate a parsed model on images ``x`` for ``steps`` steps; sets its
     parameters in place (see the module docstring) and returns the
     per-layer record (:func:`write` stores it). ``is_spiking(layer)``:
-    SNN-TB's rule for which layers have neurons."""
+    which layers have neurons. ``correction``: what the hidden layers'
+    corrections change, the ``bias``, the initial membrane ``potential`` or
+    ``both`` (bias first); the output layer's is always its bias.
+    ``max_spikes``: spikes a neuron may emit per step."""
     check_model(model)
     x = np.asarray(x, np.float32)
     num = len(x)
     layers = model.layers[1:]
-    check_memory(layers, num, steps)
+    check_memory(layers, num, steps, max_spikes)
     last = [lay for lay in layers if is_spiking(lay)][-1]
     work = sum(1 for lay in layers if is_spiking(lay))
     records = []
@@ -268,21 +290,35 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
             bias = params[1].astype(np.float64) if len(params) > 1 else None
             s_in = _scales_in(layer, scales)
             theta = search_thresholds(np.maximum(a, 0) if out else a, steps,
-                                      frac, per_channel and not out)
+                                      frac, per_channel and not out,
+                                      max_spikes)
             s_out = (theta / np.float32(v_max)).astype(np.float32)
             scale_layer(layer, weights, bias, s_in, s_out)
-            for _ in range(CORRECTIONS if bias is not None else 0):
+            v0 = np.full(len(theta), frac * v_max, np.float32)
+            axes = tuple(range(a.ndim - 1))
+
+            def error():
+                """Mean ANN activation minus SNN rate per channel (ANN
+                units; the output layer's mean input, unclipped)."""
                 counts, mean_imp, _ = simulate_layer(
-                    layer, source, pending, steps, v_max, frac, num,
-                    keep_trains=False)
+                    layer, source, pending, steps, v_max, v0, num,
+                    keep_trains=False, max_spikes=max_spikes)
                 snn = mean_imp * s_out if out else counts * (theta / steps)
-                axes = tuple(range(a.ndim - 1))
-                bias = bias + np.mean(a.astype(np.float64) - snn, axis=axes)
+                return np.mean(a.astype(np.float64) - snn, axis=axes)
+            fixes_bias = out or correction in ('bias', 'both')
+            for _ in range(CORRECTIONS if bias is not None and fixes_bias
+                           else 0):
+                bias = bias + error()
                 scale_layer(layer, weights, bias, s_in, s_out)
             bias_cal = None if bias is None else bias.astype(np.float32)
             if bias is not None:   # as apply() sets it from the file
                 scale_layer(layer, weights, bias_cal.astype(np.float64),
                             s_in, s_out)
+            if not out and correction in ('potential', 'both'):
+                for _ in range(CORRECTIONS):
+                    # the missing charge of T steps, given once at the
+                    # start (ANN units -> the layer's V_max units)
+                    v0 = (v0 + steps * error() / s_out).astype(np.float32)
             record = {'name': layer.name, 'type': kind,
                       'threshold': theta, 'bias': bias_cal,
                       'weight_scale': s_out}
@@ -291,15 +327,20 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
             a = np.asarray(layer(ann, training=False))
             s_out = scales
             theta = (s_out * np.float32(v_max)).astype(np.float32)
+            v0 = np.full(len(theta), frac * v_max, np.float32)
             record = {'name': layer.name, 'type': kind, 'threshold': theta,
                       'bias': None, 'weight_scale': None}
+        # the initial membrane in ANN units (v0 in V_max units times the
+        # scale), and back as apply() reads it, so both simulate the same
+        record['v_init'] = (v0 * (theta / np.float32(v_max))).astype(
+            np.float32)
+        v0 = membrane_fraction(record['v_init'], theta) * np.float32(v_max)
         counts, mean_imp, trains = simulate_layer(
-            layer, source, pending, steps, v_max, frac, num,
-            keep_trains=not out)
+            layer, source, pending, steps, v_max, v0, num,
+            keep_trains=not out, max_spikes=max_spikes)
         rate = counts * (theta / steps)
         snn = mean_imp * s_out if out else rate
         err = float(np.sqrt(np.mean(np.square(a - snn))))
-        record['v_init'] = (np.float32(frac) * theta).astype(np.float32)
         record['rmse'] = err
         records.append(record)
         log.info("calibrated layer {}/{} {}: threshold {} - {}, RMS error "
@@ -309,7 +350,25 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                      time.time() - t_start))
         ann = a if not out else ann
         source, pending, scales = trains, [], s_out
+    set_initial_membrane(model, records)
     return records
+
+
+def membrane_fraction(v_init, threshold):
+    """A layer's initial membrane potential as a fraction of its threshold
+    (per channel, float32), from the file's ``v_init`` and ``threshold``
+    (ANN units): the simulated layer's ``mem_init`` (times ``V_max``)."""
+    return (np.asarray(v_init, np.float32) /
+            np.asarray(threshold, np.float32)).astype(np.float32)
+
+
+def set_initial_membrane(model, layers):
+    """Attach ``{layer name: initial membrane / V_max per channel}`` to a
+    parsed model as ``initial_membrane``, from the calibration's records or
+    file entries; the simulator gives each layer its own."""
+    object.__setattr__(model, 'initial_membrane', {
+        r['name']: membrane_fraction(r['v_init'], r['threshold'])
+        for r in layers})
 
 
 def _fmt(v):
@@ -431,3 +490,4 @@ def apply(model, data, is_spiking):
             scale_layer(layer, params[0], bias, _scales_in(layer, scales),
                         s_out)
             scales = s_out
+    set_initial_membrane(model, data['layers'])

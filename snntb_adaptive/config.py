@@ -29,6 +29,10 @@ adds one section::
     calibration_steps = 32  # preset = calibrated: the T it calibrates for
     calibration_samples = 512  # ... on the first N images of x_norm
     calibration_thresholds = channel  # ... one threshold per channel | layer
+    calibration_correction = bias  # ... corrects the bias | the initial
+                            # membrane potential | both (calibration.py)
+    max_spikes_per_step = 1 # burst spikes: up to N spikes per neuron and
+                            # step (1: the IF neuron of SNN-TB and the paper)
 
 :func:`settings_from_config` turns it into a :class:`Settings` and
 :func:`check_snntb_options` rejects SNN-TB options that the adaptive threshold
@@ -58,6 +62,8 @@ PHASE1_OF_PRESET = {'spike_norm': 'spike_norm', 'calibrated': 'calibrated'}
 #: presets whose thresholds are set by Phase 1 itself (``eta`` is 1)
 MEASURED_THRESHOLDS = ('spike_norm', 'calibrated')
 GRANULARITIES = ('channel', 'layer')
+#: what the calibration corrects per channel (see calibration.py)
+CORRECTIONS = ('bias', 'potential', 'both')
 READOUTS = ('spikes', 'membrane')
 #: ``spiking``: SNN-TB's average pooling, a layer of IF neurons;
 #: ``linear``: the average of the incoming spikes goes straight into the next
@@ -90,7 +96,12 @@ DEFAULTS = {
     'calibration_steps': '32',
     'calibration_samples': '512',
     'calibration_thresholds': 'channel',
+    'calibration_correction': 'bias',
+    'max_spikes_per_step': '1',
 }
+#: the most spikes a neuron may emit in one step (the calibration keeps a
+#: layer's spike counts per step in one byte)
+MAX_SPIKES = 255
 EXECUTORS = ('local', 'ray')
 
 
@@ -116,6 +127,9 @@ class Settings:
     calibration_steps: int = 32
     calibration_samples: int = 512
     calibration_thresholds: str = 'channel'
+    calibration_correction: str = 'bias'
+    #: spikes a neuron may emit per step (burst spikes when > 1)
+    max_spikes: int = 1
 
     def calibration(self):
         """The settings the calibration depends on (its fingerprint; the
@@ -124,7 +138,9 @@ class Settings:
                 'samples': self.calibration_samples,
                 'thresholds': self.calibration_thresholds,
                 'mem_init': self.mem_init,
-                'avg_pooling': self.avg_pooling}
+                'avg_pooling': self.avg_pooling,
+                'correction': self.calibration_correction,
+                'max_spikes': self.max_spikes}
 
     def phase1_key(self):
         """What makes two settings' Phase 1 differ (one parsed model each
@@ -157,6 +173,8 @@ class Settings:
                 **({'mem_init': self.mem_init} if self.mem_init else {}),
                 **({'avg_pooling': self.avg_pooling}
                    if self.avg_pooling != 'spiking' else {}),
+                **({'max_spikes_per_step': self.max_spikes}
+                   if self.max_spikes != 1 else {}),
                 **({'calibration': self.calibration()}
                    if self.phase1 == 'calibrated' else {})}
 
@@ -226,6 +244,17 @@ def settings_from_mapping(section):
         phase1, 'spikes'), READOUTS)
     avg_pooling = _choice('avg_pooling', values['avg_pooling'] or
                           POOLING_OF_PHASE1.get(phase1, 'spiking'), POOLINGS)
+    max_spikes = _whole('max_spikes_per_step', values['max_spikes_per_step'],
+                        1)
+    if max_spikes > MAX_SPIKES:
+        raise ConfigError("[adaptive_threshold] max_spikes_per_step = {}: at "
+                          "most {}.".format(max_spikes, MAX_SPIKES))
+    if max_spikes > 1 and phase1 == 'spike_norm':
+        raise ConfigError(
+            "[adaptive_threshold] max_spikes_per_step = {} cannot be combined "
+            "with preset = spike_norm (it measures its thresholds with one "
+            "spike per step). Use another preset, or max_spikes_per_step = 1."
+            "".format(max_spikes))
     mem_init = values['mem_init']
     if mem_init == '':
         mem_init = 0.5 if phase1 == 'calibrated' else 0.0
@@ -241,7 +270,11 @@ def settings_from_mapping(section):
                     calibration_thresholds=_choice(
                         'calibration_thresholds',
                         values['calibration_thresholds'], GRANULARITIES),
+                    calibration_correction=_choice(
+                        'calibration_correction',
+                        values['calibration_correction'], CORRECTIONS),
                     readout=readout, avg_pooling=avg_pooling,
+                    max_spikes=max_spikes,
                     kernel=_choice('kernel', values['kernel'], KERNELS),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
@@ -467,11 +500,15 @@ def format_settings(settings, config=None):
             ('precision', settings.precision), ('phase1', settings.phase1)]
     if settings.mem_init:
         rows.append(('mem_init', '{} (x V_max)'.format(settings.mem_init)))
+    if settings.max_spikes != 1:
+        rows.append(('max_spikes_per_step', settings.max_spikes))
     if settings.phase1 == 'calibrated':
         rows.append(('calibration', '{} steps, {} x_norm images, thresholds '
-                     'per {}'.format(settings.calibration_steps,
-                                     settings.calibration_samples,
-                                     settings.calibration_thresholds)))
+                     'per {}, {} correction'.format(
+                         settings.calibration_steps,
+                         settings.calibration_samples,
+                         settings.calibration_thresholds,
+                         settings.calibration_correction)))
     if config is not None:
         execution = execution_from_config(config)
         rows += [('executor', execution.executor if execution.executor ==

@@ -43,8 +43,12 @@ class NeuronParams(NamedTuple):
     v_init: float    #: initial threshold, ``eta * V_max`` (SPEC Phase 1)
     v_max: float     #: ``[cell] v_thresh``: spike amplitude and reset
     #: initial membrane potential at a reset, as a fraction of ``v_max``
-    #: (``[adaptive_threshold] mem_init``; 0 as in SNN-TB)
-    mem_init: float = 0.0
+    #: (``[adaptive_threshold] mem_init``; 0 as in SNN-TB): one number, or
+    #: one per channel (last axis; the calibration's potential correction)
+    mem_init: object = 0.0
+    #: spikes a neuron may emit in one step (``[adaptive_threshold]
+    #: max_spikes_per_step``; 1: the IF neuron of SNN-TB and the paper)
+    max_spikes: int = 1
 
 
 class NeuronState(NamedTuple):
@@ -57,7 +61,7 @@ class NeuronState(NamedTuple):
 class Step(NamedTuple):
     """Result of one step."""
 
-    spikes: tf.Tensor       #: ``V_max`` where a neuron fired, else 0
+    spikes: tf.Tensor       #: ``V_max`` per spike where a neuron fired, else 0
     state: NeuronState      #: the state after the step
     count: tf.Tensor        #: spikes per sample ``(B,)``, float
 
@@ -140,9 +144,18 @@ def initial_theta(params, batch, dtype=tf.float32):
 
 
 def initial_mem(params, shape, dtype=tf.float32):
-    """The membrane potential at a reset: ``mem_init * V_max`` everywhere
-    (zero unless ``mem_init`` is set)."""
-    return tf.fill(shape, tf.cast(params.mem_init * params.v_max, dtype))
+    """The membrane potential at a reset: ``mem_init * V_max`` everywhere,
+    or per channel when ``mem_init`` has one value per channel (zero unless
+    ``mem_init`` is set)."""
+    value = tf.cast(tf.constant(params.mem_init, tf.float32) * params.v_max,
+                    dtype)
+    return tf.broadcast_to(value, shape)
+
+
+def has_initial_mem(params):
+    """Whether the membrane starts anywhere but at zero."""
+    import numpy as np
+    return bool(np.any(params.mem_init))
 
 
 def broadcast_theta(theta, rank):
@@ -153,7 +166,7 @@ def broadcast_theta(theta, rank):
     return tf.reshape(theta, [-1] + [1] * (rank - 1))
 
 
-def fire(mem, impulse, theta, v_max):
+def fire(mem, impulse, theta, v_max, max_spikes=1):
     """Integrate, fire and reset by subtraction.
 
     Returns ``(spikes, new_mem, fired)``: ``v = mem + impulse``; a neuron
@@ -161,10 +174,18 @@ def fire(mem, impulse, theta, v_max):
     amplitude ``V_max`` and subtracts ``V_max`` from the membrane. The
     operations are those of SNN-TB's ``temporal_mean_rate`` layer, so
     ``theta = V_max`` reproduces it bit for bit.
+
+    With ``max_spikes = m > 1`` (burst spikes) a neuron that reaches the
+    threshold emits ``n = min(m, 1 + floor((v - theta) / V_max))`` spikes
+    at once (``fired`` is ``n``): the first at ``theta``, each further one
+    for every further ``V_max``; ``spikes = n * V_max`` is subtracted.
     """
     v = mem + impulse
     theta_b = broadcast_theta(theta, v.shape.rank)
     fired = tf.cast(tf.greater_equal(v, theta_b), v.dtype)
+    if max_spikes > 1:
+        extra = tf.floor((v - theta_b) / v_max)
+        fired = fired * tf.minimum(tf.cast(max_spikes, v.dtype), 1 + extra)
     spikes = fired if v_max == 1 else fired * v_max
     return spikes, v - spikes, fired
 
@@ -181,6 +202,7 @@ def neuron_step(params, state, impulse, z=None):
     if r.uses_input_max and z is None:
         z = input_max(impulse, params.scope)
     theta = r.fn(state.theta, z, params.v_init, params.v_max)
-    spikes, mem, fired = fire(state.mem, impulse, theta, params.v_max)
+    spikes, mem, fired = fire(state.mem, impulse, theta, params.v_max,
+                              params.max_spikes)
     count = tf.reduce_sum(fired, axis=list(range(1, fired.shape.rank)))
     return Step(spikes, NeuronState(mem, theta), count)

@@ -117,6 +117,10 @@ class SimulationWorker:
                     shared['model_json'])
                 reference.set_weights(shared['reference_weights'])
                 object.__setattr__(model, 'reference_ann', reference)
+            if shared.get('initial_membrane'):
+                # the calibration's initial membrane potentials
+                object.__setattr__(model, 'initial_membrane',
+                                   shared['initial_membrane'])
             self.models[key] = model
         return self.models[key], self.data['x_test'], self.data['y_test']
 
@@ -255,7 +259,9 @@ def simulate_on_ray(execution, jobs):
                     'model_json': job.parsed_model.to_json(),
                     'weights': job.parsed_model.get_weights(),
                     'reference_weights': None if reference is None
-                    else reference.get_weights()})
+                    else reference.get_weights(),
+                    'initial_membrane': getattr(
+                        job.parsed_model, 'initial_membrane', None)})
         refs = {job.key: [model_refs[id(job.parsed_model)], data_ref]
                 for job in jobs}
         worker_cls = ray.remote(num_cpus=threads, max_restarts=-1,

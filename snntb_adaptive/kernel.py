@@ -157,11 +157,11 @@ def load():
     return module
 
 
-def resolve(choice, rule):
-    """The kernel to use for a ``kernel`` setting and an update rule:
-    ``'fused'`` or ``'tf'``, and a note when ``auto`` fell back to
-    TensorFlow ops. ``fused`` that cannot run raises
-    :class:`KernelUnavailable`."""
+def resolve(choice, rule, max_spikes=1):
+    """The kernel to use for a ``kernel`` setting, an update rule and the
+    spikes a neuron may emit per step: ``'fused'`` or ``'tf'``, and a note
+    when ``auto`` fell back to TensorFlow ops. ``fused`` that cannot run
+    raises :class:`KernelUnavailable`."""
     if choice == 'tf':
         return 'tf', None
     try:
@@ -169,6 +169,10 @@ def resolve(choice, rule):
             raise KernelUnavailable(
                 "it implements the update rules {}, not {!r}".format(
                     ', '.join(FUSED_RULES), rule))
+        if max_spikes != 1:
+            raise KernelUnavailable(
+                "it emits one spike per step, not max_spikes_per_step = {}"
+                "".format(max_spikes))
         load()
     except KernelUnavailable as e:
         if choice == 'fused':

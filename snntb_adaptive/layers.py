@@ -36,7 +36,8 @@ from snntoolbox.simulation.backends.inisim import \
     temporal_mean_rate_tensorflow as tmr  # noqa: E402
 
 from snntb_adaptive import network  # noqa: E402
-from snntb_adaptive.dynamics import (NeuronState, initial_mem,  # noqa: E402
+from snntb_adaptive.dynamics import (NeuronState,  # noqa: E402
+                                     has_initial_mem, initial_mem,
                                      initial_theta)
 from snntb_adaptive.kernel import tf_step  # noqa: E402
 
@@ -79,7 +80,7 @@ class AdaptiveThresholdMixin:
         """The membrane at a reset: ``mem_init * V_max`` (SNN-TB's zeros
         when ``mem_init = 0``)."""
         p = self.neuron_params
-        if p is None or not p.mem_init:
+        if p is None or not has_initial_mem(p):
             return super().init_membrane_potential(output_shape, mode)
         shape = output_shape if output_shape is not None else \
             self.output_shape

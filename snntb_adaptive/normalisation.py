@@ -381,14 +381,17 @@ def phase1_calibrated(model, config, x_norm=None):
                      "{})".format(kept))
         log.info("calibrating for T = {} steps on {} x_norm images "
                  "(thresholds per {}, initial membrane {} x threshold, "
-                 "bias correction)...".format(
+                 "{} correction)...".format(
                      settings.calibration_steps, len(x),
-                     settings.calibration_thresholds, settings.mem_init))
+                     settings.calibration_thresholds, settings.mem_init,
+                     settings.calibration_correction))
         t0 = time.time()
         records = calibration.calibrate(
             model, x, settings.calibration_steps, v_max, is_spiking,
             frac=settings.mem_init,
-            per_channel=settings.calibration_thresholds == 'channel')
+            per_channel=settings.calibration_thresholds == 'channel',
+            correction=settings.calibration_correction,
+            max_spikes=settings.max_spikes)
         seconds = time.time() - t0
         calibration.write(path, records, fp, recorded, seconds)
         log.info("calibration took {:.1f} s; parameters written to {}"

@@ -44,6 +44,13 @@ from snntb_adaptive.metrics import RunRecorder  # noqa: E402
 from snntb_adaptive.progress import Progress, fingerprint  # noqa: E402
 
 
+def initial_membranes(parsed_model):
+    """``{layer name: initial membrane / V_max per channel}`` that Phase 1
+    set on the parsed model (the calibration), else empty: every layer
+    starts at ``mem_init``."""
+    return getattr(parsed_model, 'initial_membrane', None) or {}
+
+
 class SNN(tmr_sim.SNN):
     """The spiking network with the adaptive threshold."""
 
@@ -89,7 +96,8 @@ class SNN(tmr_sim.SNN):
         ``fused`` or ``tf``, as the ``kernel`` key). May be called again
         after :meth:`build`."""
         try:
-            self.kernel, note = kernel.resolve(choice, self.settings.update)
+            self.kernel, note = kernel.resolve(choice, self.settings.update,
+                                               self.settings.max_spikes)
         except kernel.KernelUnavailable as e:
             raise ConfigError(
                 "[adaptive_threshold] kernel = fused, but the fused step "
@@ -127,7 +135,9 @@ class SNN(tmr_sim.SNN):
             spike_layer.neuron_params = NeuronParams(
                 update=self.settings.update, scope=self.settings.scope,
                 v_init=eta * self.v_max, v_max=self.v_max,
-                mem_init=self.settings.mem_init)
+                mem_init=initial_membranes(self.parsed_model).get(
+                    layer.name, self.settings.mem_init),
+                max_spikes=self.settings.max_spikes)
             spike_layer.record_input = (
                 layer is self.parsed_model.layers[-1] and
                 self.settings.readout == 'membrane')
@@ -348,6 +358,9 @@ class SNN(tmr_sim.SNN):
         output spike counts, or cumulative input for ``membrane``."""
         if self.settings.readout == 'membrane':
             return readout
+        if self.settings.max_spikes > 1:     # burst spikes: n * V_max
+            return np.cumsum(np.rint(readout / self.v_max), axis=0,
+                             dtype=np.int32)
         return np.cumsum(readout > 0, axis=0, dtype=np.int32)
 
     def simulate(self, **kwargs):
@@ -427,12 +440,14 @@ class SNN(tmr_sim.SNN):
         # and where the model file lies does not either (its parameters are
         # in the fingerprint): a run may be resumed with another loop,
         # kernel or executor, and after its folder was moved.
+        membranes = initial_membranes(self.parsed_model)
         fp = fingerprint({k: v for k, v in settings.items()
                           if k not in ('loop', 'kernel', 'model_file',
                                        'executor', 'calibration_file')},
                          self._layer_rows,
-                         self.parsed_model.get_weights(), x_test[:n],
-                         y_test[:n])
+                         self.parsed_model.get_weights() +
+                         [membranes[k] for k in sorted(membranes)],
+                         x_test[:n], y_test[:n])
         resume = self.config.getboolean(SECTION, 'resume', fallback=False)
         if (resume or execution.executor == 'ray') and self.config.getint(
                 'simulation', 'reset_between_nth_sample') != 1:

@@ -348,3 +348,59 @@ def test_calibration_equals_the_pinned_one(wd):
                 np.testing.assert_allclose(g[key], w[key], rtol=1e-4,
                                            atol=1e-6, err_msg=key)
         assert g['rmse'] == pytest.approx(w['rmse'], rel=1e-3)
+
+
+def test_potential_correction_moves_rates_towards_the_ann():
+    """``calibration_correction = potential``: the hidden layer's initial
+    membrane per channel gets the missing charge of T steps, so its T-step
+    rates come closer to the ANN's activations than from the uniform
+    ``mem_init``; its bias stays the ANN's; the output layer's bias is
+    corrected as always."""
+    from tensorflow import keras
+    rng = np.random.default_rng(2)
+    inp = keras.layers.Input((12,))
+    h = keras.layers.Dense(8, activation='relu')(inp)
+    model = keras.Model(inp, keras.layers.Dense(3)(h))
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) + 0.1
+                       for w in model.get_weights()])
+    hidden_bias = model.layers[1].get_weights()[1].copy()
+    x = rng.uniform(0, 1, (256, 12)).astype(np.float32)
+    a = np.maximum(x @ model.layers[1].get_weights()[0] + hidden_bias, 0)
+    records = calibration.calibrate(model, x, 8, 1.0, lambda lay: True,
+                                    correction='potential')
+    hidden = records[0]
+    theta = hidden['threshold']
+    np.testing.assert_allclose(hidden['bias'], hidden_bias, rtol=1e-6)
+    assert not np.allclose(hidden['v_init'], 0.5 * theta)
+    assert set(model.initial_membrane) == {r['name'] for r in records}
+
+    def mean_error(v0):
+        counts, _, _ = calibration.simulate_layer(
+            model.layers[1], x, [], 8, 1.0, v0, len(x), keep_trains=False)
+        return np.abs(np.mean(a - counts * theta / 8, axis=0)).mean()
+    before = mean_error(np.float32(0.5))
+    after = mean_error(model.initial_membrane[hidden['name']])
+    assert after < 0.7 * before           # measured: about 0.5
+
+
+def test_fan_out_through_pooling_by_hand(digits_dir):
+    """The digits CNN (conv 8x8x16 -> 2x2 pool -> conv 3x3 'same' 4x4x32
+    -> ...): with spiking pooling a conv neuron reaches one pooling neuron;
+    a pooling neuron reaches 4 (corner), 6 (edge) or 9 positions of the
+    next convolution times 32 filters; with linear pooling the conv
+    neuron's spike reaches those of its pooled value."""
+    from snntb_adaptive import network
+    by_hand = np.array([[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6],
+                        [4, 6, 6, 4]]) * 32.0
+    fans = {}
+    for pooling in ('spiking', 'linear'):
+        extra = "\n[adaptive_threshold]\navg_pooling = {}\n".format(pooling)
+        cfg = setup(write_config(digits_dir, name='fan_' + pooling + '.ini',
+                                 label='fan_' + pooling, extra=extra))
+        parsed, _ = parse_and_normalise(cfg)
+        fans[pooling] = network.fan_out(parsed, cfg)
+    spiking, linear = fans['spiking'], fans['linear']
+    np.testing.assert_array_equal(spiking[0], np.ones((8, 8, 16)))
+    np.testing.assert_array_equal(spiking[1][..., 0], by_hand)
+    np.testing.assert_array_equal(linear[0][..., 0],
+                                  np.kron(by_hand, np.ones((2, 2))))

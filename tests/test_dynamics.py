@@ -116,3 +116,30 @@ def test_a_new_rule_is_one_registered_function():
         np.testing.assert_allclose(step.state.theta, [0.8, 0.85])
     finally:
         del dynamics.RULES['halfway']
+
+
+def test_one_spike_per_step_is_todays_neuron_and_bursts_by_hand():
+    """``max_spikes = 1`` is the IF neuron bit for bit (the same ops); with
+    ``max_spikes = 3`` a neuron emits one spike at theta and one more for
+    every further V_max, at most three, and each is subtracted."""
+    rng = np.random.default_rng(5)
+    mem = tf.constant(rng.normal(0, 2, (4, 50)).astype(np.float32))
+    imp = tf.constant(rng.normal(0, 2, (4, 50)).astype(np.float32))
+    theta = tf.constant([0.7, 1.0, 1.5, 2.0])
+    one = dynamics.fire(mem, imp, dynamics.broadcast_theta(theta, 2), 2.0, 1)
+    ref = dynamics.fire(mem, imp, dynamics.broadcast_theta(theta, 2), 2.0)
+    for a, b in zip(one, ref):
+        np.testing.assert_array_equal(a, b)
+    # by hand, V_max = 2, theta = 1.5, at most 3 spikes
+    v = tf.constant([[0.0, 1.5, 3.25, 3.5, 5.5, 7.5, 100.0, -4.0]])
+    spikes, new_mem, n = dynamics.fire(tf.zeros_like(v), v,
+                                       tf.constant(1.5), 2.0, 3)
+    np.testing.assert_array_equal(n, [[0, 1, 1, 2, 3, 3, 3, 0]])
+    np.testing.assert_array_equal(spikes, [[0, 2, 2, 4, 6, 6, 6, 0]])
+    np.testing.assert_array_equal(new_mem,
+                                  [[0, -0.5, 1.25, -0.5, -0.5, 1.5, 94, -4]])
+    # neuron_step counts every spike
+    p = dynamics.NeuronParams('none', 'sample', 1.5, 2.0, max_spikes=3)
+    step = dynamics.neuron_step(p, dynamics.NeuronState(
+        tf.zeros_like(v), tf.constant([1.5])), v)
+    np.testing.assert_array_equal(step.count, [13])
