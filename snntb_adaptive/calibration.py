@@ -251,14 +251,16 @@ def check_memory(layers, num, steps, max_spikes=1):
 
 
 def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
-              per_channel=True, correction='bias', max_spikes=1):
+              per_channel=True, correction='bias', max_spikes=1,
+              potential='channel'):
     """Calibrate a parsed model on images ``x`` for ``steps`` steps; sets its
     parameters in place (see the module docstring) and returns the
     per-layer record (:func:`write` stores it). ``is_spiking(layer)``:
     which layers have neurons. ``correction``: what the hidden layers'
     corrections change, the ``bias``, the initial membrane ``potential`` or
     ``both`` (bias first); the output layer's is always its bias.
-    ``max_spikes``: spikes a neuron may emit per step."""
+    ``potential``: one corrected initial membrane per ``channel`` or per
+    ``neuron``. ``max_spikes``: spikes a neuron may emit per step."""
     check_model(model)
     x = np.asarray(x, np.float32)
     num = len(x)
@@ -297,14 +299,15 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
             v0 = np.full(len(theta), frac * v_max, np.float32)
             axes = tuple(range(a.ndim - 1))
 
-            def error():
-                """Mean ANN activation minus SNN rate per channel (ANN
-                units; the output layer's mean input, unclipped)."""
+            def error(over=axes):
+                """Mean ANN activation minus SNN rate per channel (or, with
+                ``over = (0,)``, per neuron; ANN units; the output layer's
+                mean input, unclipped)."""
                 counts, mean_imp, _ = simulate_layer(
                     layer, source, pending, steps, v_max, v0, num,
                     keep_trains=False, max_spikes=max_spikes)
                 snn = mean_imp * s_out if out else counts * (theta / steps)
-                return np.mean(a.astype(np.float64) - snn, axis=axes)
+                return np.mean(a.astype(np.float64) - snn, axis=over)
             fixes_bias = out or correction in ('bias', 'both')
             for _ in range(CORRECTIONS if bias is not None and fixes_bias
                            else 0):
@@ -315,10 +318,12 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                 scale_layer(layer, weights, bias_cal.astype(np.float64),
                             s_in, s_out)
             if not out and correction in ('potential', 'both'):
+                over = axes if potential == 'channel' else (0,)
                 for _ in range(CORRECTIONS):
                     # the missing charge of T steps, given once at the
                     # start (ANN units -> the layer's V_max units)
-                    v0 = (v0 + steps * error() / s_out).astype(np.float32)
+                    v0 = (v0 + steps * error(over) / s_out).astype(
+                        np.float32)
             record = {'name': layer.name, 'type': kind,
                       'threshold': theta, 'bias': bias_cal,
                       'weight_scale': s_out}
@@ -356,19 +361,28 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
 
 def membrane_fraction(v_init, threshold):
     """A layer's initial membrane potential as a fraction of its threshold
-    (per channel, float32), from the file's ``v_init`` and ``threshold``
-    (ANN units): the simulated layer's ``mem_init`` (times ``V_max``)."""
-    return (np.asarray(v_init, np.float32) /
-            np.asarray(threshold, np.float32)).astype(np.float32)
+    (float32; per channel, or per neuron with the channels last), from the
+    file's ``v_init`` and ``threshold`` (ANN units): the simulated layer's
+    ``mem_init`` (times ``V_max``)."""
+    threshold = np.asarray(threshold, np.float32)
+    v_init = np.asarray(v_init, np.float32)
+    flat = v_init.reshape(-1, len(threshold)) / threshold
+    return flat.reshape(v_init.shape).astype(np.float32)
 
 
 def set_initial_membrane(model, layers):
-    """Attach ``{layer name: initial membrane / V_max per channel}`` to a
-    parsed model as ``initial_membrane``, from the calibration's records or
-    file entries; the simulator gives each layer its own."""
-    object.__setattr__(model, 'initial_membrane', {
-        r['name']: membrane_fraction(r['v_init'], r['threshold'])
-        for r in layers})
+    """Attach ``{layer name: initial membrane / V_max}`` (per channel, or
+    per neuron in the layer's output shape) to a parsed model as
+    ``initial_membrane``, from the calibration's records or file entries;
+    the simulator gives each layer its own."""
+    membranes = {}
+    for r in layers:
+        frac = membrane_fraction(r['v_init'], r['threshold'])
+        if frac.size != len(r['threshold']):      # one per neuron
+            shape = model.get_layer(r['name']).output_shape[1:]
+            frac = frac.reshape(tuple(int(d) for d in shape))
+        membranes[r['name']] = frac
+    object.__setattr__(model, 'initial_membrane', membranes)
 
 
 def _fmt(v):

@@ -31,6 +31,7 @@ adds one section::
     calibration_thresholds = channel  # ... one threshold per channel | layer
     calibration_correction = bias  # ... corrects the bias | the initial
                             # membrane potential | both (calibration.py)
+    calibration_potential = channel  # ... that potential per channel | neuron
     max_spikes_per_step = 1 # burst spikes: up to N spikes per neuron and
                             # step (1: the IF neuron of SNN-TB and the paper)
 
@@ -64,6 +65,8 @@ MEASURED_THRESHOLDS = ('spike_norm', 'calibrated')
 GRANULARITIES = ('channel', 'layer')
 #: what the calibration corrects per channel (see calibration.py)
 CORRECTIONS = ('bias', 'potential', 'both')
+#: one corrected initial membrane per channel, or per neuron (Li et al.)
+POTENTIALS = ('channel', 'neuron')
 READOUTS = ('spikes', 'membrane')
 #: ``spiking``: SNN-TB's average pooling, a layer of IF neurons;
 #: ``linear``: the average of the incoming spikes goes straight into the next
@@ -97,6 +100,7 @@ DEFAULTS = {
     'calibration_samples': '512',
     'calibration_thresholds': 'channel',
     'calibration_correction': 'bias',
+    'calibration_potential': 'channel',
     'max_spikes_per_step': '1',
 }
 #: the most spikes a neuron may emit in one step (the calibration keeps a
@@ -128,6 +132,8 @@ class Settings:
     calibration_samples: int = 512
     calibration_thresholds: str = 'channel'
     calibration_correction: str = 'bias'
+    #: the corrected initial membrane: one per channel or per neuron
+    calibration_potential: str = 'channel'
     #: spikes a neuron may emit per step (burst spikes when > 1)
     max_spikes: int = 1
 
@@ -140,6 +146,7 @@ class Settings:
                 'mem_init': self.mem_init,
                 'avg_pooling': self.avg_pooling,
                 'correction': self.calibration_correction,
+                'potential': self.calibration_potential,
                 'max_spikes': self.max_spikes}
 
     def phase1_key(self):
@@ -273,6 +280,9 @@ def settings_from_mapping(section):
                     calibration_correction=_choice(
                         'calibration_correction',
                         values['calibration_correction'], CORRECTIONS),
+                    calibration_potential=_choice(
+                        'calibration_potential',
+                        values['calibration_potential'], POTENTIALS),
                     readout=readout, avg_pooling=avg_pooling,
                     max_spikes=max_spikes,
                     kernel=_choice('kernel', values['kernel'], KERNELS),
@@ -509,6 +519,9 @@ def format_settings(settings, config=None):
                          settings.calibration_samples,
                          settings.calibration_thresholds,
                          settings.calibration_correction)))
+        if settings.calibration_correction != 'bias':
+            rows.append(('calibration_potential',
+                         'per ' + settings.calibration_potential))
     if config is not None:
         execution = execution_from_config(config)
         rows += [('executor', execution.executor if execution.executor ==

@@ -391,7 +391,8 @@ def phase1_calibrated(model, config, x_norm=None):
             frac=settings.mem_init,
             per_channel=settings.calibration_thresholds == 'channel',
             correction=settings.calibration_correction,
-            max_spikes=settings.max_spikes)
+            max_spikes=settings.max_spikes,
+            potential=settings.calibration_potential)
         seconds = time.time() - t0
         calibration.write(path, records, fp, recorded, seconds)
         log.info("calibration took {:.1f} s; parameters written to {}"

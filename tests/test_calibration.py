@@ -304,7 +304,10 @@ def test_two_bias_corrections_per_layer(tmp_path, monkeypatch):
 @pytest.mark.parametrize('line', ['calibration_thresholds = layer',
                                   'mem_init = 0.25',
                                   'calibration_samples = 100',
-                                  'avg_pooling = spiking'])
+                                  'avg_pooling = spiking',
+                                  'calibration_correction = both',
+                                  'calibration_potential = neuron',
+                                  'max_spikes_per_step = 2'])
 def test_each_calibration_key_recalibrates(wd, line):
     """The calibration's fingerprint covers every key it depends on: a
     change of any one calibrates again instead of reusing the file."""
@@ -404,3 +407,25 @@ def test_fan_out_through_pooling_by_hand(digits_dir):
     np.testing.assert_array_equal(spiking[1][..., 0], by_hand)
     np.testing.assert_array_equal(linear[0][..., 0],
                                   np.kron(by_hand, np.ones((2, 2))))
+
+
+def test_potential_per_neuron_round_trips(wd):
+    """``calibration_potential = neuron``: one initial membrane per neuron
+    (Li et al.'s), stored flat in the file, applied to a freshly parsed
+    model in the layer's shape: the same network."""
+    from snntb_adaptive import pipeline
+    from snntb_adaptive.network import spiking_layers
+    extra = CALIBRATED + ("calibration_correction = potential\n"
+                          "calibration_potential = neuron\n")
+    cfg, parsed, _, path = _calibrate(wd, 'pot_neuron', extra=extra)
+    membranes = parsed.initial_membrane
+    assert membranes['0Conv2D_8x8x16'].shape == (8, 8, 16)
+    assert len(np.unique(membranes['0Conv2D_8x8x16'][..., 0])) > 8
+    fresh = pipeline.parse(cfg)[0]
+    spiking = {id(lay) for lay in spiking_layers(fresh, cfg)}
+    calibration.apply(fresh, calibration.read(path),
+                      lambda lay: id(lay) in spiking)
+    for name, frac in membranes.items():
+        np.testing.assert_array_equal(fresh.initial_membrane[name], frac)
+    for a, b in zip(parsed.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
