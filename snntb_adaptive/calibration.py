@@ -251,7 +251,7 @@ def check_memory(layers, num, steps, max_spikes=1):
 
 
 def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
-              per_channel=True, correction='bias', max_spikes=1,
+              per_channel=True, correction='potential', max_spikes=1,
               potential='channel'):
     """Calibrate a parsed model on images ``x`` for ``steps`` steps; sets its
     parameters in place (see the module docstring) and returns the

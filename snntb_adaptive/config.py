@@ -29,8 +29,8 @@ adds one section::
     calibration_steps = 32  # preset = calibrated: the T it calibrates for
     calibration_samples = 512  # ... on the first N images of x_norm
     calibration_thresholds = channel  # ... one threshold per channel | layer
-    calibration_correction = bias  # ... corrects the bias | the initial
-                            # membrane potential | both (calibration.py)
+    calibration_correction = potential  # ... corrects the initial membrane
+                            # potential | the bias | both (calibration.py)
     calibration_potential = channel  # ... that potential per channel | neuron
     max_spikes_per_step = 1 # burst spikes: up to N spikes per neuron and
                             # step (1: the IF neuron of SNN-TB and the paper)
@@ -99,7 +99,7 @@ DEFAULTS = {
     'calibration_steps': '32',
     'calibration_samples': '512',
     'calibration_thresholds': 'channel',
-    'calibration_correction': 'bias',
+    'calibration_correction': 'potential',
     'calibration_potential': 'channel',
     'max_spikes_per_step': '1',
 }
@@ -131,7 +131,7 @@ class Settings:
     calibration_steps: int = 32
     calibration_samples: int = 512
     calibration_thresholds: str = 'channel'
-    calibration_correction: str = 'bias'
+    calibration_correction: str = 'potential'
     #: the corrected initial membrane: one per channel or per neuron
     calibration_potential: str = 'channel'
     #: spikes a neuron may emit per step (burst spikes when > 1)

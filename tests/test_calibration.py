@@ -91,10 +91,14 @@ def test_file_round_trips_and_bad_files_are_refused(wd, tmp_path):
     assert set(first) == {'name', 'type', 'threshold', 'v_init', 'bias',
                           'weight_scale', 'rmse'}
     assert len(first['threshold']) == 16 == len(first['bias'])
-    np.testing.assert_allclose(first['v_init'],
-                               0.5 * np.asarray(first['threshold']))
+    # the initial membrane: corrected per channel (the default potential
+    # correction), for spiking pooling mem_init times its threshold
+    assert not np.allclose(first['v_init'],
+                           0.5 * np.asarray(first['threshold']))
     pool = data['layers'][1]
     assert pool['bias'] is None and pool['weight_scale'] is None
+    np.testing.assert_allclose(pool['v_init'],
+                               0.5 * np.asarray(pool['threshold']))
     bad = tmp_path / 'bad.json'
     for text in ('{"format": 1', json.dumps(dict(data, format=7)),
                  json.dumps(dict(data, layers=[dict(first, threshold=[
@@ -296,7 +300,8 @@ def test_two_bias_corrections_per_layer(tmp_path, monkeypatch):
         return original(layer, *args, **kw)
     monkeypatch.setattr(calibration, 'simulate_layer', counting)
     x = np.random.default_rng(1).uniform(0, 1, (64, 6)).astype(np.float32)
-    calibration.calibrate(model, x, 8, 1.0, lambda lay: True)
+    calibration.calibrate(model, x, 8, 1.0, lambda lay: True,
+                          correction='bias')
     names = [lay.name for lay in model.layers[1:]]
     assert calls == [names[0]] * 3 + [names[1]] * 3
 
