@@ -15,11 +15,14 @@ The method
 
 * :mod:`~snntb_adaptive.dynamics` - typed neuron state, the update rules and
   one step, pure functions of tensors (read it next to ``docs/spec.md``);
-* :mod:`~snntb_adaptive.kernel` - the fused C++ step op, same results;
+* :mod:`~snntb_adaptive.kernel` - the table of step kernels: the fused C++
+  op and TensorFlow ops, same results;
 * :mod:`~snntb_adaptive.layers` - the Keras spiking layers;
 * :mod:`~snntb_adaptive.network` - supported layers and the layer table;
-* :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook (SNN-TB's scale
-  factors, streaming; ``V_init = eta * V_max``);
+* :mod:`~snntb_adaptive.phase1` - the table of Phase-1 methods;
+* :mod:`~snntb_adaptive.normalisation` - the Phase-1 hook and SNN-TB's
+  weight normalisation (its scale factors, streaming; ``V_init = eta *
+  V_max``);
 * :mod:`~snntb_adaptive.spike_norm` - Spike-Norm as Phase 1;
 * :mod:`~snntb_adaptive.calibration` - post-training calibration as Phase 1
   (``preset = calibrated``) and its parameter file;

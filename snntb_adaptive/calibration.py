@@ -45,6 +45,7 @@ convolutions, max pooling and Concatenate are refused with a message).
 
 import hashlib
 import json
+import os
 import time
 
 import numpy as np
@@ -387,6 +388,88 @@ def set_initial_membrane(model, layers):
 
 def _fmt(v):
     return '{:.4g}'.format(float(v))
+
+
+# --------------------------------------------------------------------------
+# The Phase-1 method (snntb_adaptive.phase1)
+
+def phase1(model, config, x_norm=None, **kwargs):
+    """Phase 1 by post-training calibration (``preset = calibrated``, see
+    :mod:`snntb_adaptive.calibration`) on the first ``calibration_samples``
+    images of ``x_norm``. The parameters go to ``calibration.json`` in the
+    run's log folder; a file there with the same fingerprint (model file,
+    images, calibration settings) is applied instead of calibrating again.
+    The outcome is also attached to the model (``calibration_record``) for
+    ``results.json``."""
+    from snntb_adaptive.config import settings_from_config
+    from snntb_adaptive.network import spiking_layers
+    from snntb_adaptive.normalisation import (keep_reference, phase1_rows,
+                                              write_phase1, x_norm_of)
+    settings = settings_from_config(config)
+    x_norm = x_norm_of(config, x_norm, 'calibrated')
+    samples = settings.calibration_samples
+    if len(x_norm) < samples:
+        log.warning("x_norm holds {} images, fewer than calibration_samples "
+                    "= {}: calibrating on all of them".format(len(x_norm),
+                                                             samples))
+    x = np.asarray(x_norm[:samples], np.float32)
+    v_max = config.getfloat('cell', 'v_thresh')
+    spiking = {id(layer) for layer in spiking_layers(model, config)}
+
+    def is_spiking(layer):
+        return id(layer) in spiking
+
+    keep_reference(model)
+    log_dir = config.get('paths', 'log_dir_of_current_run')
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.join(log_dir, CALIBRATION_FILE)
+    recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
+                    format=FORMAT,
+                    corrections=CORRECTIONS)
+    model_file = os.path.join(config.get('paths', 'path_wd'),
+                              config.get('paths', 'filename_ann') + '.h5')
+    fp = fingerprint(model_file, x, recorded)
+    data = read(path) if os.path.exists(path) else None
+    if data is not None and data['fingerprint'] == fp:
+        log.info("using the calibration in {} (same model, images and "
+                 "settings; delete it to calibrate again)".format(path))
+        apply(model, data, is_spiking)
+        reused = True
+    else:
+        if data is not None:
+            kept = os.path.join(log_dir, 'calibration.{}.json'.format(
+                data['fingerprint'][:12]))
+            os.replace(path, kept)
+            log.info("the model, images or calibration settings changed: "
+                     "calibrating again (the earlier calibration is kept as "
+                     "{})".format(kept))
+        log.info("calibrating for T = {} steps on {} x_norm images "
+                 "(thresholds per {}, initial membrane {} x threshold, "
+                 "{} correction)...".format(
+                     settings.calibration_steps, len(x),
+                     settings.calibration_thresholds, settings.mem_init,
+                     settings.calibration_correction))
+        t0 = time.time()
+        records = calibrate(
+            model, x, settings.calibration_steps, v_max, is_spiking,
+            frac=settings.mem_init,
+            per_channel=settings.calibration_thresholds == 'channel',
+            correction=settings.calibration_correction,
+            max_spikes=settings.max_spikes,
+            potential=settings.calibration_potential)
+        seconds = time.time() - t0
+        write(path, records, fp, recorded, seconds)
+        log.info("calibration took {:.1f} s; parameters written to {}"
+                 "".format(seconds, path))
+        data = read(path)
+        reused = False
+    object.__setattr__(model, 'calibration_record', {
+        'file': path, 'fingerprint': fp, 'seconds': data['seconds'],
+        'reused': reused, 'settings': recorded})
+    rows = phase1_rows(model, config, {
+        entry['name']: max(entry['threshold']) for entry in data['layers']})
+    write_phase1(config, rows, normalised=True, method='calibrated')
+    return rows
 
 
 # --------------------------------------------------------------------------

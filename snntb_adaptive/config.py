@@ -45,6 +45,8 @@ loaded.
 from dataclasses import dataclass
 
 from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.kernel import KERNELS as KERNEL_TABLE
+from snntb_adaptive.phase1 import of_preset as phase1_of_preset
 
 SPIKE_CODE = 'adaptive_threshold'
 SECTION = 'adaptive_threshold'
@@ -58,10 +60,6 @@ PRESETS = {
     'spike_norm': ('none', 'batch'),
     'calibrated': ('none', 'batch'),
 }
-#: presets whose Phase 1 is not SNN-TB's data-based weight normalisation
-PHASE1_OF_PRESET = {'spike_norm': 'spike_norm', 'calibrated': 'calibrated'}
-#: presets whose thresholds are set by Phase 1 itself (``eta`` is 1)
-MEASURED_THRESHOLDS = ('spike_norm', 'calibrated')
 GRANULARITIES = ('channel', 'layer')
 #: what the calibration corrects per channel (see calibration.py)
 CORRECTIONS = ('bias', 'potential', 'both')
@@ -72,11 +70,6 @@ READOUTS = ('spikes', 'membrane')
 #: ``linear``: the average of the incoming spikes goes straight into the next
 #: layer's integration (no threshold, no reset)
 POOLINGS = ('spiking', 'linear')
-#: what an empty ``readout`` / ``avg_pooling`` means, per Phase-1 method
-#: (measured: docs/results.md, "Pooling and readout")
-READOUT_OF_PHASE1 = {'calibrated': 'membrane'}
-POOLING_OF_PHASE1 = {'calibrated': 'linear'}
-KERNELS = ('auto', 'fused', 'tf')
 PRECISIONS = ('float32', 'bfloat16')
 
 #: Defaults injected into SNN-TB's ``config_defaults``. ``update`` and
@@ -151,10 +144,12 @@ class Settings:
 
     def phase1_key(self):
         """What makes two settings' Phase 1 differ (one parsed model each
-        in a comparison): the method, and which layers have neurons."""
-        if self.phase1 == 'calibrated':
-            return (self.phase1,) + tuple(sorted(self.calibration().items()))
-        return (self.phase1, self.avg_pooling)
+        in a comparison): the method, which layers have neurons, and the
+        settings the method depends on."""
+        from snntb_adaptive.phase1 import METHODS
+        return (self.phase1, self.avg_pooling) + tuple(
+            (name, getattr(self, name))
+            for name in METHODS[self.phase1].depends_on)
 
     def eta_per_layer(self, num_spiking_layers):
         """One ``eta`` per spiking layer, in layer order."""
@@ -240,33 +235,34 @@ def settings_from_mapping(section):
         raise ConfigError("[adaptive_threshold] resume = {!r}: not a boolean "
                           "(use True or False).".format(values['resume']))
     execution_from_mapping(values)   # validates the execution keys
-    phase1 = PHASE1_OF_PRESET.get(preset, 'weight_norm')
+    # the Phase-1 method of the preset, and what empty keys mean under it
+    # (snntb_adaptive.phase1; measured: docs/results.md)
+    method = phase1_of_preset(preset)
+    phase1 = method.name
     etas = parse_eta(values['eta_scale'])
-    if preset in MEASURED_THRESHOLDS and update == 'none':
+    if method.sets_thresholds and update == 'none':
         # Phase 1 sets the thresholds (measured maxima, or calibrated):
         # V_init = V_max. With an update rule set explicitly, Phase 2 runs
         # from eta * V_max on top of them.
         etas = (1.0,)
-    readout = _choice('readout', values['readout'] or READOUT_OF_PHASE1.get(
-        phase1, 'spikes'), READOUTS)
+    readout = _choice('readout', values['readout'] or method.defaults.get(
+        'readout', 'spikes'), READOUTS)
     avg_pooling = _choice('avg_pooling', values['avg_pooling'] or
-                          POOLING_OF_PHASE1.get(phase1, 'spiking'), POOLINGS)
+                          method.defaults.get('avg_pooling', 'spiking'),
+                          POOLINGS)
     max_spikes = _whole('max_spikes_per_step', values['max_spikes_per_step'],
                         1)
     if max_spikes > MAX_SPIKES:
         raise ConfigError("[adaptive_threshold] max_spikes_per_step = {}: at "
                           "most {}.".format(max_spikes, MAX_SPIKES))
-    if max_spikes > 1 and phase1 == 'spike_norm':
+    if max_spikes > 1 and not method.burst_spikes:
         raise ConfigError(
             "[adaptive_threshold] max_spikes_per_step = {} cannot be combined "
-            "with preset = spike_norm (it measures its thresholds with one "
-            "spike per step). Use another preset, or max_spikes_per_step = 1."
-            "".format(max_spikes))
-    mem_init = values['mem_init']
-    if mem_init == '':
-        mem_init = 0.5 if phase1 == 'calibrated' else 0.0
-    else:
-        mem_init = _fraction('mem_init', mem_init)
+            "with preset = {} (it measures its thresholds with one spike per "
+            "step). Use another preset, or max_spikes_per_step = 1."
+            "".format(max_spikes, preset))
+    mem_init = _fraction('mem_init', values['mem_init'] or
+                         method.defaults.get('mem_init', '0'))
     return Settings(preset=preset, update=update, scope=scope,
                     eta_scale=etas, phase1=phase1, mem_init=mem_init,
                     calibration_steps=_whole(
@@ -285,7 +281,9 @@ def settings_from_mapping(section):
                         values['calibration_potential'], POTENTIALS),
                     readout=readout, avg_pooling=avg_pooling,
                     max_spikes=max_spikes,
-                    kernel=_choice('kernel', values['kernel'], KERNELS),
+                    # auto, or a name in the table of kernels
+                    kernel=_choice('kernel', values['kernel'],
+                                   ('auto',) + tuple(KERNEL_TABLE)),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
 

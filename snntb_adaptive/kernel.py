@@ -29,6 +29,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from typing import Callable, NamedTuple
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc',
                       'if_step.cc')
@@ -157,33 +158,6 @@ def load():
     return module
 
 
-def resolve(choice, rule, max_spikes=1):
-    """The kernel to use for a ``kernel`` setting, an update rule and the
-    spikes a neuron may emit per step: ``'fused'`` or ``'tf'``, and a note
-    when ``auto`` fell back to TensorFlow ops. ``fused`` that cannot run
-    raises :class:`KernelUnavailable`."""
-    if choice == 'tf':
-        return 'tf', None
-    try:
-        if rule not in FUSED_RULES:
-            raise KernelUnavailable(
-                "it implements the update rules {}, not {!r}".format(
-                    ', '.join(FUSED_RULES), rule))
-        if max_spikes != 1:
-            raise KernelUnavailable(
-                "it emits one spike per step, not max_spikes_per_step = {}"
-                "".format(max_spikes))
-        load()
-    except KernelUnavailable as e:
-        if choice == 'fused':
-            raise
-        return 'tf', ("the fused step kernel is unavailable ({}); using "
-                      "TensorFlow ops: the same results, slower. Set "
-                      "[adaptive_threshold] kernel = tf to silence this."
-                      "".format(e))
-    return 'fused', None
-
-
 def fused_step(params, state, impulse, z=None):
     """:func:`snntb_adaptive.dynamics.neuron_step` by the fused op (same
     signature, same :class:`~snntb_adaptive.dynamics.Step`). The op reads
@@ -205,3 +179,71 @@ def tf_step(params, state, impulse, z=None):
     :func:`snntb_adaptive.dynamics.neuron_step`."""
     from snntb_adaptive.dynamics import neuron_step
     return neuron_step(params, state, impulse, z)
+
+
+# --------------------------------------------------------------------------
+# The table of kernels
+
+
+def _fused_unavailable(rule, max_spikes):
+    """Why the fused op cannot run a layer's step (None: it can)."""
+    if rule not in FUSED_RULES:
+        return "it implements the update rules {}, not {!r}".format(
+            ', '.join(FUSED_RULES), rule)
+    if max_spikes != 1:
+        return ("it emits one spike per step, not max_spikes_per_step = {}"
+                "".format(max_spikes))
+    try:
+        load()
+    except KernelUnavailable as e:
+        return str(e)
+    return None
+
+
+class Kernel(NamedTuple):
+    """A way to compute a spiking layer's step: ``step(params, state,
+    impulse, z=None) -> Step``, the signature of
+    :func:`~snntb_adaptive.dynamics.neuron_step`, with the same results."""
+
+    name: str
+    step: Callable
+    #: ``(rule, max_spikes) -> None`` where it can run, else why not
+    unavailable: Callable
+    #: how the messages name it
+    description: str
+
+
+#: ``[adaptive_threshold] kernel`` name -> :class:`Kernel`, in order of
+#: preference (``kernel = auto`` takes the first that can run; the last
+#: runs everything)
+KERNELS = {
+    'fused': Kernel('fused', fused_step, _fused_unavailable,
+                    'the fused step kernel'),
+    'tf': Kernel('tf', tf_step, lambda rule, max_spikes: None,
+                 'TensorFlow ops'),
+}
+
+
+def resolve(choice, rule, max_spikes=1):
+    """The kernel (its name in :data:`KERNELS`) to use for a ``kernel``
+    setting, an update rule and the spikes a neuron may emit per step, and a
+    note when ``auto`` did not get its first choice. A kernel named
+    explicitly that cannot run raises :class:`KernelUnavailable`."""
+    if choice != 'auto':
+        why = KERNELS[choice].unavailable(rule, max_spikes)
+        if why:
+            raise KernelUnavailable(why)
+        return choice, None
+    first = next(iter(KERNELS.values()))
+    first_why = None
+    for k in KERNELS.values():
+        why = k.unavailable(rule, max_spikes)
+        if not why:
+            note = None if k is first else (
+                "{} is unavailable ({}); using {}: the same results, slower. "
+                "Set [adaptive_threshold] kernel = {} to silence this."
+                "".format(first.description, first_why, k.description,
+                          k.name))
+            return k.name, note
+        first_why = first_why or why
+    raise KernelUnavailable(first_why)

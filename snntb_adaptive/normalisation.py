@@ -260,19 +260,22 @@ def apply_scale_factors(model, scale_facs):
 
 def phase1(model, config, **kwargs):
     """The Phase-1 hook that replaces SNN-TB's ``normalize_parameters`` for
-    ``spike_code = adaptive_threshold``.
-
-    The layers and the eta list (against the number of spiking layers) are
-    checked before any normalisation work starts. The scale factors are
-    SNN-TB's, computed by :func:`scale_factors`.
+    ``spike_code = adaptive_threshold``: the layers and the eta list
+    (against the number of spiking layers) are checked before any work,
+    then the method of the settings runs (:mod:`snntb_adaptive.phase1`).
+    ``kwargs`` are SNN-TB's (``x_norm``, ``path``, ``scale_facs``).
     """
+    from snntb_adaptive import phase1 as methods
     network.check_convertible(model)
     phase1_rows(model, config)  # raises ConfigError on a bad eta list
-    method = settings_from_config(config).phase1
-    if method == 'spike_norm':
-        return phase1_spike_norm(model, config, kwargs.get('x_norm'))
-    if method == 'calibrated':
-        return phase1_calibrated(model, config, kwargs.get('x_norm'))
+    return methods.run(settings_from_config(config).phase1, model, config,
+                       **kwargs)
+
+
+def weight_norm(model, config, **kwargs):
+    """Phase 1 by SNN-TB's data-based weight normalisation (the paper's):
+    SNN-TB's scale factors, computed by :func:`scale_factors` (or read from
+    its scale-factor file), then ``V_init = eta * V_max``."""
     norm_dir = _norm_dir(config, kwargs)
     os.makedirs(norm_dir, exist_ok=True)
     if 'scale_facs' in kwargs:
@@ -318,7 +321,7 @@ def keep_reference(model):
     object.__setattr__(model, 'reference_ann', reference)
 
 
-def _x_norm(config, x_norm, preset):
+def x_norm_of(config, x_norm, preset):
     if x_norm is None:
         # SNN-TB passes no x_norm when it found cached scale factors of an
         # earlier run with this label: read the images ourselves
@@ -329,109 +332,3 @@ def _x_norm(config, x_norm, preset):
                 "preset = {} needs x_norm.npz in [paths] dataset_path (its "
                 "Phase 1 works on it)".format(preset))
     return x_norm
-
-
-def phase1_calibrated(model, config, x_norm=None):
-    """Phase 1 by post-training calibration (``preset = calibrated``, see
-    :mod:`snntb_adaptive.calibration`) on the first ``calibration_samples``
-    images of ``x_norm``. The parameters go to ``calibration.json`` in the
-    run's log folder; a file there with the same fingerprint (model file,
-    images, calibration settings) is applied instead of calibrating again.
-    The outcome is also attached to the model (``calibration_record``) for
-    ``results.json``."""
-    from snntb_adaptive import calibration
-    from snntb_adaptive.network import spiking_layers
-    settings = settings_from_config(config)
-    x_norm = _x_norm(config, x_norm, 'calibrated')
-    samples = settings.calibration_samples
-    if len(x_norm) < samples:
-        log.warning("x_norm holds {} images, fewer than calibration_samples "
-                    "= {}: calibrating on all of them".format(len(x_norm),
-                                                             samples))
-    x = np.asarray(x_norm[:samples], np.float32)
-    v_max = config.getfloat('cell', 'v_thresh')
-    spiking = {id(layer) for layer in spiking_layers(model, config)}
-
-    def is_spiking(layer):
-        return id(layer) in spiking
-
-    keep_reference(model)
-    log_dir = config.get('paths', 'log_dir_of_current_run')
-    os.makedirs(log_dir, exist_ok=True)
-    path = os.path.join(log_dir, calibration.CALIBRATION_FILE)
-    recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
-                    format=calibration.FORMAT,
-                    corrections=calibration.CORRECTIONS)
-    model_file = os.path.join(config.get('paths', 'path_wd'),
-                              config.get('paths', 'filename_ann') + '.h5')
-    fp = calibration.fingerprint(model_file, x, recorded)
-    data = calibration.read(path) if os.path.exists(path) else None
-    if data is not None and data['fingerprint'] == fp:
-        log.info("using the calibration in {} (same model, images and "
-                 "settings; delete it to calibrate again)".format(path))
-        calibration.apply(model, data, is_spiking)
-        reused = True
-    else:
-        if data is not None:
-            kept = os.path.join(log_dir, 'calibration.{}.json'.format(
-                data['fingerprint'][:12]))
-            os.replace(path, kept)
-            log.info("the model, images or calibration settings changed: "
-                     "calibrating again (the earlier calibration is kept as "
-                     "{})".format(kept))
-        log.info("calibrating for T = {} steps on {} x_norm images "
-                 "(thresholds per {}, initial membrane {} x threshold, "
-                 "{} correction)...".format(
-                     settings.calibration_steps, len(x),
-                     settings.calibration_thresholds, settings.mem_init,
-                     settings.calibration_correction))
-        t0 = time.time()
-        records = calibration.calibrate(
-            model, x, settings.calibration_steps, v_max, is_spiking,
-            frac=settings.mem_init,
-            per_channel=settings.calibration_thresholds == 'channel',
-            correction=settings.calibration_correction,
-            max_spikes=settings.max_spikes,
-            potential=settings.calibration_potential)
-        seconds = time.time() - t0
-        calibration.write(path, records, fp, recorded, seconds)
-        log.info("calibration took {:.1f} s; parameters written to {}"
-                 "".format(seconds, path))
-        data = calibration.read(path)
-        reused = False
-    object.__setattr__(model, 'calibration_record', {
-        'file': path, 'fingerprint': fp, 'seconds': data['seconds'],
-        'reused': reused, 'settings': recorded})
-    rows = phase1_rows(model, config, {
-        entry['name']: max(entry['threshold']) for entry in data['layers']})
-    write_phase1(config, rows, normalised=True, method='calibrated')
-    return rows
-
-
-def phase1_spike_norm(model, config, x_norm=None):
-    """Phase 1 by Spike-Norm (``preset = spike_norm``, see
-    :mod:`snntb_adaptive.spike_norm`): thresholds measured on the first
-    batch of ``x_norm`` over ``duration`` steps; SNN-TB's scale-factor file
-    is neither read nor written."""
-    from snntb_adaptive.network import spiking_layers
-    from snntb_adaptive.spike_norm import spike_norm
-    x_norm = _x_norm(config, x_norm, 'spike_norm')
-    batch = config.getint('simulation', 'batch_size')
-    steps = config.getint('simulation', 'duration')
-    if len(x_norm) < batch:
-        raise DataError("preset = spike_norm measures on one batch of "
-                        "x_norm, but it holds {} images (batch_size = {})"
-                        "".format(len(x_norm), batch))
-    spiking = {id(layer) for layer in spiking_layers(model, config)}
-    keep_reference(model)
-    log.info("Spike-Norm: thresholds from {} x_norm images over {} steps..."
-             "".format(batch, steps))
-    t0 = time.time()
-    thetas = spike_norm(model, x_norm[:batch], steps,
-                        config.getfloat('cell', 'v_thresh'),
-                        lambda layer: id(layer) in spiking)
-    log.info("Spike-Norm thresholds computed in {:.1f} s".format(
-        time.time() - t0))
-    rows = phase1_rows(model, config, thetas)
-    write_phase1(config, rows, normalised=True, method='spike_norm')
-    return rows

@@ -126,3 +126,36 @@ def spike_norm(model, x, steps, v_max, is_spiking):
             out = impulses(layer)
         trains = _fire(out.astype(np.float32), v_max)
     return thetas
+
+
+def phase1(model, config, x_norm=None, **kwargs):
+    """Phase 1 by Spike-Norm (``preset = spike_norm``, see
+    :mod:`snntb_adaptive.spike_norm`): thresholds measured on the first
+    batch of ``x_norm`` over ``duration`` steps; SNN-TB's scale-factor file
+    is neither read nor written."""
+    import time
+    from snntb_adaptive.errors import DataError
+    from snntb_adaptive.log import log
+    from snntb_adaptive.network import spiking_layers
+    from snntb_adaptive.normalisation import (keep_reference, phase1_rows,
+                                              write_phase1, x_norm_of)
+    x_norm = x_norm_of(config, x_norm, 'spike_norm')
+    batch = config.getint('simulation', 'batch_size')
+    steps = config.getint('simulation', 'duration')
+    if len(x_norm) < batch:
+        raise DataError("preset = spike_norm measures on one batch of "
+                        "x_norm, but it holds {} images (batch_size = {})"
+                        "".format(len(x_norm), batch))
+    spiking = {id(layer) for layer in spiking_layers(model, config)}
+    keep_reference(model)
+    log.info("Spike-Norm: thresholds from {} x_norm images over {} steps..."
+             "".format(batch, steps))
+    t0 = time.time()
+    thetas = spike_norm(model, x_norm[:batch], steps,
+                        config.getfloat('cell', 'v_thresh'),
+                        lambda layer: id(layer) in spiking)
+    log.info("Spike-Norm thresholds computed in {:.1f} s".format(
+        time.time() - t0))
+    rows = phase1_rows(model, config, thetas)
+    write_phase1(config, rows, normalised=True, method='spike_norm')
+    return rows

@@ -92,22 +92,21 @@ class SNN(tmr_sim.SNN):
         super().build(parsed_model, **kwargs)
 
     def set_kernel(self, choice):
-        """Use the fused step kernel or TensorFlow ops (``choice``: ``auto``,
-        ``fused`` or ``tf``, as the ``kernel`` key). May be called again
+        """Use a kernel of :data:`snntb_adaptive.kernel.KERNELS` (``choice``:
+        ``auto`` or a name there, as the ``kernel`` key). May be called again
         after :meth:`build`."""
         try:
             self.kernel, note = kernel.resolve(choice, self.settings.update,
                                                self.settings.max_spikes)
         except kernel.KernelUnavailable as e:
             raise ConfigError(
-                "[adaptive_threshold] kernel = fused, but the fused step "
-                "kernel cannot run: {}. Install a C++ compiler (g++) if it is "
-                "missing, or set kernel = auto (falls back to TensorFlow ops) "
-                "or tf.".format(e)) from None
+                "[adaptive_threshold] kernel = {}, but {} cannot run: {}. "
+                "Install a C++ compiler (g++) if it is missing, or set "
+                "kernel = auto (falls back to TensorFlow ops) or tf.".format(
+                    choice, kernel.KERNELS[choice].description, e)) from None
         if note:
             log.warning(note)
-        self._kernel_fn = kernel.fused_step if self.kernel == 'fused' \
-            else kernel.tf_step
+        self._kernel_fn = kernel.KERNELS[self.kernel].step
         for lay in self._spiking:
             lay.step_fn = self._kernel_fn
         self._batch_fn = None    # retrace with the new step

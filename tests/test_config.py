@@ -190,3 +190,43 @@ def test_a_registered_rule_is_a_valid_update(digits_dir):
         assert len(np.unique(thetas[:, :, 1])) > 2
     finally:
         del dynamics.RULES['halfway']
+
+
+def test_a_registered_phase1_method_and_kernel_need_no_other_change(
+        digits_dir, monkeypatch):
+    """A Phase-1 method is one entry of phase1.METHODS (and its preset), a
+    kernel one entry of kernel.KERNELS: the configuration accepts them, the
+    hook runs the method, the simulator steps with the kernel."""
+    import sys
+    import types
+    from conftest import build_snn, parse_and_normalise
+    from snntb_adaptive import config, kernel, phase1
+    from snntb_adaptive.normalisation import weight_norm
+    calls = []
+    module = types.ModuleType('my_phase1')
+
+    def run(model, cfg, **kwargs):      # a method of its own module
+        calls.append('phase1')
+        return weight_norm(model, cfg, **kwargs)
+    module.run = run
+    monkeypatch.setitem(sys.modules, 'my_phase1', module)
+    monkeypatch.setitem(phase1.METHODS, 'mine', phase1.Method(
+        'mine', 'my_phase1:run', presets=('mine',), sets_thresholds=True,
+        defaults={'readout': 'membrane'}))
+    monkeypatch.setitem(config.PRESETS, 'mine', ('none', 'batch'))
+
+    def counting_step(*args, **kw):
+        calls.append('step')
+        return kernel.tf_step(*args, **kw)
+    monkeypatch.setitem(kernel.KERNELS, 'counting', kernel.Kernel(
+        'counting', counting_step, lambda rule, spikes: None, 'counting'))
+    cfg = setup(write_config(digits_dir, name='mine.ini', label='mine',
+                             duration=5, extra="\n[adaptive_threshold]\n"
+                             "preset = mine\nkernel = counting\n"))
+    s = config.settings_from_config(cfg)
+    assert (s.phase1, s.eta_scale, s.readout) == ('mine', (1.0,), 'membrane')
+    parsed, testset = parse_and_normalise(cfg)
+    snn = build_snn(cfg, parsed, testset)
+    assert snn.kernel == 'counting'
+    snn.simulate_batch(testset['x_test'][:10])
+    assert calls[0] == 'phase1' and 'step' in calls
