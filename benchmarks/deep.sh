@@ -8,14 +8,14 @@
 # repository root with ../shared beside it, in the venv of the README
 # (the peers need the extra: pip install -e ".[peers]", and for Li et al.'s
 # calibration a checkout of github.com/yhhhli/SNN_Calibration in LI_REPO):
-#   bash benchmarks/deep.sh [vgg19] [vgg7] [mnist] [peers] [ablation]
+#   bash benchmarks/deep.sh [vgg19] [vgg7] [mnist] [peers] [ablation] [burst]
 # Each part writes its comparison (summary.md, summary.csv, plots,
 # runs/<setting>/results.json, calibration files) under docs/results/ and
 # prints its wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-parts=${*:-vgg19 vgg7 mnist peers ablation}
+parts=${*:-vgg19 vgg7 mnist peers ablation burst}
 HELD=runs/deep_heldout/data
 DEV=runs/deep_dev/data
 [ -f $HELD/x_test.npz ] || $PY -m snntb_adaptive prepare-data npz --out $HELD \
@@ -76,6 +76,15 @@ for part in $parts; do
           --title "cifar10_$net.h5, development images 0-499" \
           --out docs/results/ablation_${net}_T$t
       done ;;
-    *) echo "unknown part $part (vgg19, vgg7, mnist, peers, ablation)"; exit 2 ;;
+    burst)
+      # burst spikes (outside the paper's method, reported apart): up to 2
+      # or 4 spikes per neuron and step, calibrated for T = 4 and 8
+      timed $PY -m snntb_adaptive compare configs/cifar10_vgg7.ini $held \
+        --set simulation.duration=16 --steps 1,2,4,8,16 \
+        --settings $cal=4,$cal=4:max_spikes_per_step=2,$cal=4:max_spikes_per_step=4,$cal=8,$cal=8:max_spikes_per_step=2,$cal=8:max_spikes_per_step=4 \
+        --set paths.runlabel=b_vgg7 \
+        --title "cifar10_vgg7.h5, test images 5,000-5,999" \
+        --out docs/results/burst_vgg7 ;;
+    *) echo "unknown part $part (vgg19, vgg7, mnist, peers, ablation, burst)"; exit 2 ;;
   esac
 done
