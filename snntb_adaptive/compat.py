@@ -23,8 +23,17 @@ SNN-TB is edited. The shims:
     ``try_get_normset_from_scalefacs`` loads the scale-factor JSON with a bare
     ``json.load``; a corrupt file now raises :class:`CorruptFileError` naming
     the file and the fix.
+every module that reads config values with ``eval``
+    (``bin.utils``, ``conversion.utils``, ``datasets.utils``,
+    ``parsing.utils``, ``simulation.utils``, ``simulation.plotting``):
+    ``eval`` runs whatever a config file holds (``plot_vars =
+    __import__('os').system(...)``). The module's ``eval`` is replaced by
+    :func:`literal_value`, which reads Python literals only (numbers,
+    strings, lists, tuples, sets, dicts) and refuses anything else with a
+    :class:`ConfigError`.
 """
 
+import ast
 import functools
 import io
 import json
@@ -34,7 +43,7 @@ import types
 
 import numpy as np
 
-from snntb_adaptive.errors import CorruptFileError
+from snntb_adaptive.errors import ConfigError, CorruptFileError
 from snntb_adaptive.log import log
 
 
@@ -191,6 +200,29 @@ def mark_patched(wrapper, original):
 
 def is_patched(func):
     return getattr(func, '_snntb_adaptive', False)
+
+
+def literal_value(text, *_):
+    """What SNN-TB's ``eval(config.get(...))`` reads, as a Python literal
+    only; anything else (a call, a name, an operator) is a
+    :class:`ConfigError` instead of code that runs."""
+    try:
+        return ast.literal_eval(str(text).strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError,
+            RecursionError):
+        shown = str(text)
+        shown = shown if len(shown) <= 120 else shown[:117] + '...'
+        raise ConfigError(
+            "a config value SNN-TB reads as a Python value is not a literal: "
+            "{!r}. Write it as a number, string, list, set or dict (SNN-TB "
+            "would have run it as code; nothing was run).".format(
+                shown)) from None
+
+
+def literal_config_values(module):
+    """Shadow the builtin ``eval`` in an SNN-TB module by
+    :func:`literal_value` (its ``eval`` calls read config values)."""
+    module.eval = literal_value
 
 
 def patch_conversion_utils(module):

@@ -451,11 +451,12 @@ def check_snntb_options(config):
         raise ConfigError(
             "[input] max_num_input_spikes is set: it cannot be combined with "
             "spike_code = adaptive_threshold. Remove the key.")
+    from snntb_adaptive.compat import literal_value
     for key in ('plot_vars', 'log_vars'):
         value = _get(config, 'output', key, '{}')
-        try:
-            empty = len(eval(value, {}, {})) == 0
-        except Exception:
+        try:     # a literal only: nothing in a config file runs
+            empty = len(literal_value(value)) == 0
+        except (ConfigError, TypeError):
             empty = False
         if not empty:
             raise ConfigError(
@@ -465,8 +466,8 @@ def check_snntb_options(config):
                 "the plots. Set {} = {{}}.".format(key, value, key))
     sweep = _get(config, 'parameter_sweep', 'param_values', '[]')
     try:
-        no_sweep = len(eval(sweep, {}, {})) == 0
-    except Exception:
+        no_sweep = len(literal_value(sweep)) == 0
+    except (ConfigError, TypeError):
         no_sweep = False
     if not no_sweep:
         raise ConfigError(

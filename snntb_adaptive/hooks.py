@@ -25,7 +25,14 @@ from snntb_adaptive import compat, log
 from snntb_adaptive.errors import UserError
 
 
+def patch_literal(module):
+    """An SNN-TB module that reads config values with ``eval``: literals
+    only."""
+    compat.literal_config_values(module)
+
+
 def patch_conversion(module):
+    compat.literal_config_values(module)
     compat.patch_conversion_utils(module)
     original = module.normalize_parameters
     if compat.is_patched(original):
@@ -43,14 +50,17 @@ def patch_conversion(module):
 
 
 def patch_simulation(module):
+    compat.literal_config_values(module)
     compat.patch_simulation_utils(module)
 
 
 def patch_datasets(module):
+    compat.literal_config_values(module)
     compat.patch_datasets_utils(module)
 
 
 def patch_bin_utils(module):
+    compat.literal_config_values(module)
     load_config = module.load_config
     if compat.is_patched(load_config):
         return

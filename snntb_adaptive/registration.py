@@ -45,6 +45,9 @@ PATCHES = {
     'snntoolbox.datasets.utils': ('snntb_adaptive.hooks', 'patch_datasets'),
     'snntoolbox.bin.utils': ('snntb_adaptive.hooks', 'patch_bin_utils'),
     'snntoolbox.bin.run': ('snntb_adaptive.hooks', 'patch_bin_run'),
+    'snntoolbox.parsing.utils': ('snntb_adaptive.hooks', 'patch_literal'),
+    'snntoolbox.simulation.plotting': ('snntb_adaptive.hooks',
+                                       'patch_literal'),
 }
 
 

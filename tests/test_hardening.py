@@ -435,3 +435,61 @@ def test_lambda_in_a_nested_model_is_refused(wd, functional, parse):
         setup(path)
     assert main(['-t', path]) == 2
     assert not os.path.exists(marker)
+
+
+# -- issue 18, 1: no code from the config file ------------------------------
+
+def _code_value(marker):
+    return "__import__('os').system('touch {}') and {{}}".format(marker)
+
+
+@pytest.mark.parametrize('spike_code', ['adaptive_threshold',
+                                        'temporal_mean_rate'])
+@pytest.mark.parametrize('section, key', [
+    ('output', 'plot_vars'), ('output', 'log_vars'),
+    ('simulation', 'sample_idxs_to_test'),
+    ('restrictions', 'spiking_layers')])
+def test_config_values_never_run_as_code(wd, spike_code, section, key):
+    """Every config value SNN-TB (or the plugin) reads as a Python value is
+    read as a literal: code in it is refused in one line and never runs,
+    whatever the spike code."""
+    from snntb_adaptive.cli import main
+    marker = os.path.join(wd, 'marker_eval')
+    path = _cfg(wd, spike_code=spike_code)
+    with open(path, 'a') as f:
+        f.write('\n[{}]\n{} = {}\n'.format(section, key, _code_value(marker))
+                if section not in ('output', 'simulation') else '')
+    if section in ('output', 'simulation'):
+        text = open(path).read().replace(
+            '[{}]\n'.format(section),
+            '[{}]\n{} = {}\n'.format(section, key, _code_value(marker)), 1)
+        with open(path, 'w') as f:
+            f.write(text)
+    assert main(['-t', path]) == 2
+    assert not os.path.exists(marker)
+
+
+def test_snntoolbox_command_refuses_code_in_the_config(wd):
+    """The same through SNN-TB's own ``snntoolbox -t`` (a subprocess)."""
+    marker = os.path.join(wd, 'marker_eval_cmd')
+    path = _cfg(wd, output='plot_vars = ' + _code_value(marker))
+    exe = os.path.join(os.path.dirname(sys.executable), 'snntoolbox')
+    p = subprocess.run([exe, '-t', path], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert not os.path.exists(marker)
+    lines = [x for x in p.stderr.splitlines() if 'error' in x.lower()]
+    assert any('snntb-adaptive: error:' in x for x in lines), p.stderr[-2000:]
+    assert 'Traceback' not in p.stderr
+
+
+def test_literal_values_are_read_as_before():
+    from snntb_adaptive.compat import literal_value
+    assert literal_value("{'spiketrains', 'v_mem'}") == {'spiketrains',
+                                                         'v_mem'}
+    assert literal_value(' [1, 2] ') == [1, 2]
+    assert literal_value('{}') == {}
+    for bad in ("__import__('os')", 'range(3)', '[' * 10000):
+        with pytest.raises(ConfigError, match='not a literal.*nothing was '
+                           'run'):
+            literal_value(bad)
