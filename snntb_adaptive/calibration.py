@@ -437,8 +437,7 @@ def phase1(model, config, x_norm=None, **kwargs):
         reused = True
     else:
         if data is not None:
-            kept = os.path.join(log_dir, 'calibration.{}.json'.format(
-                data['fingerprint'][:12]))
+            kept = os.path.join(log_dir, kept_name(path))
             os.replace(path, kept)
             log.info("the model, images or calibration settings changed: "
                      "calibrating again (the earlier calibration is kept as "
@@ -508,7 +507,9 @@ def write(path, records, fp, settings, seconds):
     null for pooling) and ``rmse`` (RMS difference between the ANN's
     activations and the calibrated SNN's T-step rates on the calibration
     images). With the ANN's own weights, these parameters define the
-    calibrated SNN in any simulator with per-neuron thresholds."""
+    calibrated SNN in any simulator with per-neuron thresholds.
+    ``content_sha256`` is the SHA-256 of everything else (:func:`digest`):
+    a file edited by hand (or damaged) is not reused."""
     from snntb_adaptive.compat import write_json_atomic
     layers = [{'name': r['name'], 'type': r['type'],
                'threshold': _floats(r['threshold']),
@@ -516,11 +517,30 @@ def write(path, records, fp, settings, seconds):
                'bias': _floats(r['bias']),
                'weight_scale': _floats(r['weight_scale']),
                'rmse': r['rmse']} for r in records]
-    write_json_atomic(path, {
-        'format': FORMAT, 'method': 'calibrated', 'fingerprint': fp,
-        'settings': settings, 'seconds': round(seconds, 3),
-        'layers': layers}, indent=1)
+    data = {'format': FORMAT, 'method': 'calibrated', 'fingerprint': fp,
+            'settings': settings, 'seconds': round(seconds, 3),
+            'layers': layers}
+    data['content_sha256'] = digest(data)
+    write_json_atomic(path, data, indent=1)
     return path
+
+
+def digest(data):
+    """SHA-256 of a calibration file's content but ``content_sha256``
+    (canonical JSON: sorted keys, no spaces)."""
+    content = {k: v for k, v in data.items() if k != 'content_sha256'}
+    return hashlib.sha256(json.dumps(
+        content, sort_keys=True, separators=(',', ':'),
+        allow_nan=False).encode()).hexdigest()
+
+
+def kept_name(path):
+    """The name an earlier calibration file is kept under when the
+    calibration is made again: from a hash of its bytes (never from its
+    content, which need not be trustworthy)."""
+    with open(path, 'rb') as f:
+        return 'calibration.{}.json'.format(
+            hashlib.sha256(f.read()).hexdigest()[:12])
 
 
 def read(path):
@@ -529,11 +549,22 @@ def read(path):
     try:
         with open(path) as f:
             data = json.load(f)
-        if data.get('format') != FORMAT or data.get('method') != \
-                'calibrated' or not isinstance(data.get('layers'), list):
+        if not isinstance(data, dict) or data.get('format') != FORMAT or \
+                data.get('method') != 'calibrated' or \
+                not isinstance(data.get('layers'), list):
             raise ValueError('not a calibration file of format {}'.format(
                 FORMAT))
+        fp = data.get('fingerprint')
+        if not (isinstance(fp, str) and len(fp) == 64 and
+                all(c in '0123456789abcdef' for c in fp)):
+            raise ValueError('its fingerprint is not a SHA-256')
+        if data.get('content_sha256') != digest(data):
+            raise ValueError('its content does not match its content_sha256:'
+                             ' edited or damaged')
         for entry in data['layers']:
+            if not isinstance(entry, dict) or \
+                    not isinstance(entry.get('name'), str):
+                raise ValueError('a layer is not an object with a name')
             for key in ('name', 'threshold', 'v_init', 'bias',
                         'weight_scale'):
                 if key not in entry:
@@ -546,11 +577,20 @@ def read(path):
                 if arr.ndim != 1 or not np.all(np.isfinite(arr)):
                     raise ValueError('layer {}: {} is not a list of finite '
                                      'numbers'.format(entry['name'], key))
-            if entry['weight_scale'] is not None and not np.all(
-                    np.asarray(entry['weight_scale']) > 0):
-                raise ValueError('layer {}: weight_scale must be positive'
-                                 ''.format(entry['name']))
-    except (OSError, ValueError, TypeError, AttributeError) as e:
+            for key in ('threshold', 'weight_scale'):
+                values = entry[key]
+                if values is not None and not np.all(
+                        (np.asarray(values, np.float64) > 0) &
+                        (np.asarray(values, np.float64) < 1e30)):
+                    raise ValueError('layer {}: {} must be positive and '
+                                     'finite in float32'.format(
+                                         entry['name'], key))
+            v_init = np.asarray(entry['v_init'], np.float64)
+            if np.any(np.abs(v_init) >= 1e30):
+                raise ValueError('layer {}: v_init out of range'.format(
+                    entry['name']))
+    except (OSError, ValueError, TypeError, AttributeError,
+            RecursionError) as e:
         raise CorruptFileError(
             "{} is not a readable calibration file ({}); delete it to "
             "calibrate again".format(path, e)) from None

@@ -202,12 +202,27 @@ def is_patched(func):
     return getattr(func, '_snntb_adaptive', False)
 
 
+def _literal(node):
+    """A literal, or literals joined by ``|`` or ``+`` (SNN-TB's defaults
+    join sets of simulators so)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op,
+                                                  (ast.BitOr, ast.Add)):
+        left, right = _literal(node.left), _literal(node.right)
+        if type(left) is not type(right) or not isinstance(
+                left, (set, frozenset, list, tuple)):
+            raise ValueError('only sets, lists or tuples are joined')
+        return left | right if isinstance(node.op, ast.BitOr) \
+            else left + right
+    return ast.literal_eval(node)
+
+
 def literal_value(text, *_):
     """What SNN-TB's ``eval(config.get(...))`` reads, as a Python literal
-    only; anything else (a call, a name, an operator) is a
+    only (or literals joined by ``|`` or ``+``, as in SNN-TB's defaults);
+    anything else (a call, a name, another operator) is a
     :class:`ConfigError` instead of code that runs."""
     try:
-        return ast.literal_eval(str(text).strip())
+        return _literal(ast.parse(str(text).strip(), mode='eval').body)
     except (ValueError, TypeError, SyntaxError, MemoryError,
             RecursionError):
         shown = str(text)

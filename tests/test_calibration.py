@@ -42,13 +42,17 @@ def _without_time(path):
     with open(path) as f:
         data = json.load(f)
     data.pop('seconds')
+    data.pop('content_sha256')       # a hash over the time too
     return data
 
 
 def test_deterministic_reused_and_recomputed(wd):
+    import hashlib
     _, p1, _, f1 = _calibrate(wd, 'cal_a')
     _, p2, _, f2 = _calibrate(wd, 'cal_b')
     first = _without_time(f1)
+    with open(f1, 'rb') as f:
+        first_hash = hashlib.sha256(f.read()).hexdigest()[:12]
     assert first == _without_time(f2)
     for a, b in zip(p1.get_weights(), p2.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -69,8 +73,9 @@ def test_deterministic_reused_and_recomputed(wd):
     _, p4, _, f4 = _calibrate(wd, 'cal_a', extra=extra)
     assert p4.calibration_record['reused'] is False
     assert _without_time(f4)['settings']['steps'] == 12
+    # kept under a name from the hash of its bytes
     kept = os.path.join(os.path.dirname(f1), 'calibration.{}.json'.format(
-        first['fingerprint'][:12]))
+        first_hash))
     assert _without_time(kept) == first
 
 
@@ -434,3 +439,43 @@ def test_potential_per_neuron_round_trips(wd):
         np.testing.assert_array_equal(fresh.initial_membrane[name], frac)
     for a, b in zip(parsed.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# -- issue 18, 3 and 6: the calibration file is not trusted ----------------
+
+def _rewrite(path, change, rehash=True):
+    with open(path) as f:
+        data = json.load(f)
+    change(data)
+    if rehash:
+        data['content_sha256'] = calibration.digest(data)
+    with open(path, 'w') as f:
+        json.dump(data, f)
+
+
+@pytest.mark.parametrize('change, rehash, why', [
+    # an edited threshold, the fingerprint kept: not reused
+    (lambda d: d['layers'][0]['threshold'].__setitem__(0, 9.0), False,
+     'edited or damaged'),
+    (lambda d: d.__setitem__('fingerprint', '/../../../..'), True,
+     'not a SHA-256'),
+    (lambda d: d['layers'][0]['weight_scale'].__setitem__(0, 1e300), True,
+     'positive and finite in float32'),
+    (lambda d: d['layers'][0]['threshold'].__setitem__(0, -1.0), True,
+     'positive'),
+    (lambda d: d['layers'][1]['v_init'].__setitem__(0, 1e38), True,
+     'v_init out of range'),
+    (lambda d: d['layers'].__setitem__(0, 'x'), True, 'not an object'),
+])
+def test_an_edited_or_hostile_calibration_file_is_refused(wd, tmp_path,
+                                                          change, rehash,
+                                                          why):
+    _, _, _, path = _calibrate(wd, 'cal_hostile')
+    before = set(os.listdir(os.path.dirname(wd)))
+    _rewrite(path, change, rehash)
+    with pytest.raises(CorruptFileError, match=why):
+        _calibrate(wd, 'cal_hostile')
+    # nothing moved anywhere, the file is where it was
+    assert set(os.listdir(os.path.dirname(wd))) == before
+    assert os.path.exists(path)
+    os.remove(path)

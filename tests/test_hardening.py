@@ -489,7 +489,12 @@ def test_literal_values_are_read_as_before():
                                                          'v_mem'}
     assert literal_value(' [1, 2] ') == [1, 2]
     assert literal_value('{}') == {}
-    for bad in ("__import__('os')", 'range(3)', '[' * 10000):
+    # SNN-TB's own defaults join sets of simulators
+    assert literal_value("{'nest'} | {'INI', 'brian2'}") == {'nest', 'INI',
+                                                            'brian2'}
+    assert literal_value('[1] + [2]') == [1, 2]
+    for bad in ("__import__('os')", 'range(3)', '[' * 10000, '2 ** 99999',
+                "{1} | __import__('os')", "'a' + 'b'"):
         with pytest.raises(ConfigError, match='not a literal.*nothing was '
                            'run'):
             literal_value(bad)
