@@ -110,9 +110,16 @@ def check_model_file(path):
                 "model {} not found, but {} exists: that is a Keras-3 model, "
                 "which SNN-TB 0.6.0 cannot read. {}".format(path, keras_path,
                                                             KERAS3_FIX))
+        if path.endswith('.h5.h5') and os.path.isfile(path[:-3]):
+            raise ConfigError(
+                "[paths] filename_ann ends in .h5, and SNN-TB adds .h5 "
+                "itself (it looked for {}): drop the extension, "
+                "filename_ann = {}".format(path, os.path.basename(
+                    path[:-6])))
         raise ConfigError(
             "model file {} not found: set [paths] path_wd and filename_ann "
             "(without .h5) to a tf-keras .h5 model".format(path))
+    check_regular_file(path, 'model file')
     if zipfile.is_zipfile(path):
         raise ConfigError("model file {} is a Keras-3 .keras archive, not an "
                           "HDF5 file. {}".format(path, KERAS3_FIX))
@@ -192,17 +199,28 @@ def check_model_file(path):
             'layers': layers}
 
 
+def check_regular_file(path, what, error=ConfigError):
+    """An ``error`` for a path that is not a regular file (a folder, a
+    pipe, a device), before anything opens it: opening a pipe would wait
+    for a writer forever."""
+    if not os.path.isfile(path):
+        kind = 'a folder' if os.path.isdir(path) else \
+            'not a regular file (a pipe, socket or device)'
+        raise error("{} {} is {}; give a file".format(what, path, kind))
+
+
 def load_arr0(folder, name):
     """SNN-TB's array ``arr_0`` of ``folder/name``; None when the file is
-    missing; a :class:`DataError` for a folder, an unreadable or empty
-    file."""
+    missing; a :class:`DataError` for a folder, a pipe, an unreadable or
+    empty file."""
     path = os.path.join(folder, name)
     if os.path.isdir(path):
         raise DataError("{} is a folder, not an .npz file; make the data "
                         "folder with 'python -m snntb_adaptive "
                         "prepare-data'".format(path))
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
+    check_regular_file(path, 'data file', DataError)
     try:
         with np.load(path) as f:
             if 'arr_0' not in f.files:
@@ -391,10 +409,15 @@ def precheck(config):
     SNN-TB's own ``update_setup`` runs."""
     path_wd = config.get('paths', 'path_wd')
     if path_wd and not os.path.isdir(path_wd):
+        if os.path.exists(path_wd):
+            why = 'a file, not a folder'
+        elif os.path.isabs(path_wd):
+            why = 'folder not found'
+        else:
+            why = 'folder not found (a relative path is taken from the ' \
+                  'folder the command runs in, {})'.format(os.getcwd())
         raise ConfigError("[paths] path_wd = {}: {}; give the working folder "
-                          "that holds the model".format(
-                              path_wd, 'a file, not a folder' if
-                              os.path.exists(path_wd) else 'folder not found'))
+                          "that holds the model".format(path_wd, why))
     for key in ('filename_ann', 'dataset_path'):
         if not config.get('paths', key, fallback='').strip():
             raise ConfigError(
@@ -412,10 +435,11 @@ def precheck(config):
             config.getboolean('tools', 'convert'):
         # SNN-TB loads the parsed model of an earlier run instead
         parsed = parsed_model_path(config)
-        if not os.path.isfile(parsed):
+        if not os.path.lexists(parsed):
             raise ConfigError(
                 "[tools] parse = False, but the parsed model {} is not there; "
                 "set parse = True".format(parsed))
+        check_regular_file(parsed, 'parsed model')
         check_no_code(parsed)
     check_dataset(config, info)
     check_memory(config, info)

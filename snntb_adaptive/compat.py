@@ -134,21 +134,34 @@ def read_json_file(path, what):
             "recomputed.".format(what, path, e)) from None
 
 
+#: the range a scale factor may take: the weights are divided by it in
+#: float32, and the quotient of two must stay finite and non-zero there
+SCALE_RANGE = (1e-15, 1e15)
+
+
 def check_scale_factors(facs, path, layer_names=None):
     """SNN-TB's cached scale factors must be a mapping of layer names to
-    finite positive numbers (and name every layer of ``layer_names``);
-    otherwise :class:`CorruptFileError` names the file and the fix."""
+    positive numbers within :data:`SCALE_RANGE` (finite and non-zero in the
+    float32 the weights are scaled in), name every layer of
+    ``layer_names``, and give the input layer (the first of
+    ``layer_names``) SNN-TB's factor 1; otherwise :class:`CorruptFileError`
+    names the file and the fix."""
     def bad(why):
         return CorruptFileError(
             "SNN-TB scale-factor file {} {}; delete it (the factors are "
             "computed again) or use a new [paths] runlabel".format(path, why))
     if not isinstance(facs, dict):
         raise bad("does not hold a mapping of layer names to factors")
+    low, high = SCALE_RANGE
     for name, value in facs.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not np.isfinite(value) or value <= 0:
-            raise bad("has the factor {!r} for layer {}, not a finite "
-                      "positive number".format(value, name))
+                or not low <= value <= high:    # also NaN and infinities
+            raise bad("has the factor {!r} for layer {}, not a positive "
+                      "number from {:g} to {:g}".format(value, name, low,
+                                                        high))
+    if layer_names and layer_names[0] in facs and facs[layer_names[0]] != 1:
+        raise bad("gives the input layer {} the factor {!r}; SNN-TB's is 1"
+                  "".format(layer_names[0], facs[layer_names[0]]))
     missing = [n for n in layer_names or () if n not in facs]
     if missing:
         raise bad("has no factor for layer(s) {} of this model (was it "

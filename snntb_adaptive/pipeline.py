@@ -243,6 +243,16 @@ def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
     truth = np.argmax(y_b, axis=1)
     scores, counts, thetas, synops = simulate_batch(x_b, truth)
     ann = np.asarray(reference_ann(parsed_model).predict_on_batch(x_b))
+    # NaN would rank as a winner in the top-k: refuse it instead
+    for what, values in (('the ANN\'s outputs', ann),
+                         ('the SNN\'s scores', scores)):
+        if not np.all(np.isfinite(values)):
+            from snntb_adaptive.errors import DataError
+            raise DataError(
+                "{} on test batch {} are not finite numbers: the network's "
+                "parameters or the inputs overflowed (were the weights or "
+                "the scale factors edited?). Check the model and the data, "
+                "and delete cached scale factors.".format(what, b))
     rec = recorder.batch_record(
         truth, scores, counts, thetas,
         ann_top1=int(np.sum(topk_correct(ann, truth, 1))),

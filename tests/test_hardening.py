@@ -112,9 +112,16 @@ def test_atomic_files_get_the_umask_mode(tmp_path):
 
 @pytest.mark.parametrize('damage,why', [
     (lambda f: f.update({next(iter(list(f)[1:])): float('nan')}),
-     'not a finite positive number'),
+     'not a positive number from'),
     (lambda f: f.update({next(iter(list(f)[1:])): -2.0}),
-     'not a finite positive number'),
+     'not a positive number from'),
+    # finite in float64, but not in the float32 the weights are scaled in
+    # (issue 18, 4: weights became NaN and the ANN accuracy read 1.0)
+    (lambda f: f.update({next(iter(list(f)[1:])): 1e300}),
+     'not a positive number from'),
+    (lambda f: f.update({next(iter(list(f)[1:])): 1e-300}),
+     'not a positive number from'),
+    (lambda f: f.update({list(f)[0]: 2.0}), "SNN-TB's is 1"),
     (lambda f: f.pop(list(f)[-1]), 'has no factor for layer'),
 ])
 def test_cached_scale_factors_are_checked(wd, damage, why):
@@ -498,3 +505,32 @@ def test_literal_values_are_read_as_before():
         with pytest.raises(ConfigError, match='not a literal.*nothing was '
                            'run'):
             literal_value(bad)
+
+
+# -- issue 18, 10 and 17: pipes, and what the path messages say ------------
+
+def test_a_pipe_for_a_file_is_refused_not_waited_on(wd):
+    """A model or data path that is a FIFO blocked forever (opening a pipe
+    waits for a writer): it is refused in one line before anything opens
+    it."""
+    model = os.path.join(wd, 'model.h5')
+    os.remove(model)
+    os.mkfifo(model)
+    _fails(_cfg(wd), 'model file', 'not a regular file')
+    os.remove(model)
+    shutil.copy(os.path.join(ROOT, 'models', 'digits_cnn.h5'), model)
+    data = os.path.join(wd, 'data', 'x_norm.npz')
+    os.remove(data)
+    os.mkfifo(data)
+    _fails(_cfg(wd), 'data file', 'not a regular file')
+
+
+def test_path_messages_say_what_to_write(wd, tmp_path, monkeypatch):
+    # filename_ann with the extension that SNN-TB adds itself
+    _fails(_cfg(wd, ann='model.h5'), 'drop the extension',
+           'filename_ann = model')
+    # a relative path_wd is relative to where the command runs
+    monkeypatch.chdir(tmp_path)
+    path = _cfg(wd, [('path_wd = ' + wd, 'path_wd = no_such_folder')])
+    _fails(path, 'path_wd = no_such_folder', 'relative path is taken from '
+           'the folder the command runs in, ' + str(tmp_path))

@@ -207,3 +207,38 @@ def test_synaptic_operations_equal_the_count_by_hand(tmp_path):
     assert res['synaptic_operations_per_step'] == pytest.approx(
         np.cumsum(by_hand.sum(1)) / 8)
     assert res['ann_macs_per_image'] == sum(MACS.values())
+
+
+def test_non_finite_outputs_are_refused_not_counted():
+    """NaN scores would rank first in the top-k and count as correct
+    (issue 18, 4): a batch with them stops the run with one line."""
+    from snntb_adaptive.errors import DataError
+    x = np.zeros((2, 3), np.float32)
+    y = np.eye(3)[[0, 1]]
+
+    class Model:
+        def __init__(self, out):
+            self.out = out
+
+        def predict_on_batch(self, x_b):
+            return self.out
+
+    good = np.ones((2, 3), np.float32)
+
+    def simulate_batch(x_b, truth, nan=False):
+        scores = np.ones((2, 2, 3), np.float32)
+        if nan:
+            scores[1, 0, 0] = np.nan
+        return scores, None, None, None
+    rec = _recorder()
+    pipeline.batch_record(simulate_batch, lambda b: None, Model(good), x, y,
+                          2, rec, 0)
+    with pytest.raises(DataError, match="SNN's scores on test batch 0 are "
+                       'not finite'):
+        pipeline.batch_record(lambda x_b, t: simulate_batch(x_b, t, True),
+                              lambda b: None, Model(good), x, y, 2, rec, 0)
+    bad = good.copy()
+    bad[0, 1] = np.nan
+    with pytest.raises(DataError, match="ANN's outputs on test batch 0"):
+        pipeline.batch_record(simulate_batch, lambda b: None, Model(bad), x,
+                              y, 2, rec, 0)
