@@ -133,6 +133,31 @@ def _csv_list(text, kind=str):
     return [kind(v.strip()) for v in text.split(',') if v.strip()]
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A parser whose usage errors are one line (the option, the value and
+    what to give; exit status 2) instead of the whole usage text."""
+
+    def error(self, message):
+        sys.stderr.write('{}: error: {} (see {} --help)\n'.format(
+            self.prog, message, self.prog))
+        sys.exit(2)
+
+
+def _at_least(lower):
+    """An argparse type: a whole number >= ``lower`` (argparse prints the
+    option and value in one line otherwise)."""
+    def whole(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lower:
+            raise argparse.ArgumentTypeError(
+                "{!r}: give a whole number >= {}".format(text, lower))
+        return value
+    return whole
+
+
 def _cmd_compare(args):
     from snntb_adaptive.compare import run_compare
     try:
@@ -142,6 +167,10 @@ def _cmd_compare(args):
         raise ConfigError("--steps takes whole numbers and --eta numbers, "
                           "comma-separated (e.g. --steps 25,50 --eta "
                           "0.6,0.7)") from None
+    if not steps or min(steps) < 1:
+        raise ConfigError("--steps {}: give time steps from 1 on, "
+                          "comma-separated (e.g. --steps 8,16,32)".format(
+                              args.steps))
     run_compare(args.config, _csv_list(args.settings), steps=steps,
                 out=args.out, etas=etas, reference=args.reference,
                 reference_label=args.reference_label,
@@ -214,7 +243,7 @@ def _add_run_options(p):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = OneLineErrors(
         prog='python -m snntb_adaptive',
         description="Adaptive threshold (Chen et al.) for SNN-Toolbox "
         "0.6.0. Also installed as the 'snntb-adaptive' command.")
@@ -317,19 +346,19 @@ def build_parser():
     q.add_argument('--norm-key', default='x_train',
                    help='normalisation images in --norm-file (default: '
                    '%(default)s)')
-    q.add_argument('--num-classes', type=int, default=None,
+    q.add_argument('--num-classes', type=_at_least(1), default=None,
                    help='classes of the one-hot labels (default: largest '
                    'label + 1)')
     q.add_argument('--name', help="Keras data set (source 'keras'): mnist, "
                    "cifar10, cifar100; downloads unless cached")
-    q.add_argument('--first-test', type=int, default=0,
+    q.add_argument('--first-test', type=_at_least(0), default=0,
                    help='skip the first K test images, e.g. to keep images '
                    'used while tuning out of a table (default: 0)')
-    q.add_argument('--num-test', type=int, default=None,
+    q.add_argument('--num-test', type=_at_least(1), default=None,
                    help='N test images from --first-test on (default: all)')
-    q.add_argument('--num-norm', type=int, default=None,
+    q.add_argument('--num-norm', type=_at_least(1), default=None,
                    help='at most N normalisation images (default: all)')
-    q.add_argument('--norm-every', type=int, default=1,
+    q.add_argument('--norm-every', type=_at_least(1), default=1,
                    help='take every k-th normalisation image (default: 1)')
     q.add_argument('--overwrite', action='store_true',
                    help='replace data files already in --out')

@@ -41,9 +41,26 @@ def with_channel_axis(x):
 
 
 def one_hot(y, num_classes=None):
-    y = np.asarray(y).reshape(-1).astype(np.int64)
+    """Class labels (one per sample: shape ``(N,)`` or ``(N, 1)``, whole
+    numbers from 0) as one-hot rows; a :class:`DataError` for anything else
+    (images given as labels, fractions, a class count that is too small)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.size == 0 or not np.issubdtype(
+            y.dtype, np.number) or not np.all(np.isfinite(y)) or \
+            np.any(y != np.round(y)) or y.min() < 0:
+        raise DataError(
+            "the labels have shape {} and type {}: give one whole-number "
+            "class label from 0 per test image (check --y-key)".format(
+                y.shape, y.dtype))
+    y = y.astype(np.int64)
     if num_classes is None:
         num_classes = int(y.max()) + 1
+    if num_classes <= y.max():
+        raise DataError("--num-classes {}: the labels go up to {}; give at "
+                        "least {}".format(num_classes, int(y.max()),
+                                          int(y.max()) + 1))
     out = np.zeros((len(y), num_classes), np.float32)
     out[np.arange(len(y)), y] = 1
     return out
@@ -102,10 +119,10 @@ def write_snntb_dataset(out_dir, x_test, y_test, x_norm, num_classes=None,
                         overwrite=False):
     """Write ``x_test.npz``, ``y_test.npz`` (one-hot) and ``x_norm.npz`` into
     ``out_dir``. Existing files are not replaced unless ``overwrite``."""
-    os.makedirs(out_dir, exist_ok=True)
     files = {'x_test.npz': with_channel_axis(to_unit_range(x_test)),
              'y_test.npz': one_hot(y_test, num_classes),
              'x_norm.npz': with_channel_axis(to_unit_range(x_norm))}
+    os.makedirs(out_dir, exist_ok=True)      # after the checks above
     existing = [f for f in files if os.path.exists(os.path.join(out_dir, f))]
     if existing and not overwrite:
         raise DataError(

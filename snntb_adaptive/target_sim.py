@@ -431,10 +431,16 @@ class SNN(tmr_sim.SNN):
                                     self.ann_macs)
         execution = execution_from_config(self.config)
         settings = self.run_settings()
-        n = pipeline.num_batches(self.config.getint('simulation',
-                                                    'num_to_test'),
-                                 len(x_test), self.batch_size) * \
+        asked = self.config.getint('simulation', 'num_to_test')
+        n = pipeline.num_batches(asked, len(x_test), self.batch_size) * \
             self.batch_size
+        if n < asked:
+            # results.json: settings.num_to_test is what was asked,
+            # num_samples what ran
+            log.warning("[simulation] num_to_test = {}, but {} images are "
+                        "simulated ({} in x_test.npz, in whole batches of "
+                        "{}); results.json's num_samples says so".format(
+                            asked, n, len(x_test), self.batch_size))
         # How it is computed (loop, kernel, executor) does not change what,
         # and where the model file lies does not either (its parameters are
         # in the fingerprint): a run may be resumed with another loop,

@@ -534,3 +534,53 @@ def test_path_messages_say_what_to_write(wd, tmp_path, monkeypatch):
     path = _cfg(wd, [('path_wd = ' + wd, 'path_wd = no_such_folder')])
     _fails(path, 'path_wd = no_such_folder', 'relative path is taken from '
            'the folder the command runs in, ' + str(tmp_path))
+
+
+# -- issue 18, 8: counts and keys that wrote wrong data ---------------------
+
+@pytest.mark.parametrize('argv, message', [
+    (['compare', 'CFG', '--steps', '0,-5'], '--steps 0,-5: give time steps '
+     'from 1 on'),
+    (['prepare-data', 'digits', '--out', 'OUT', '--num-test', '-3'],
+     "--num-test: '-3': give a whole number >= 1"),
+    (['prepare-data', 'digits', '--out', 'OUT', '--num-test', '0'],
+     "--num-test: '0': give a whole number >= 1"),
+    (['prepare-data', 'digits', '--out', 'OUT', '--num-norm', '-5'],
+     "--num-norm: '-5'"),
+    (['prepare-data', 'digits', '--out', 'OUT', '--norm-every', '0'],
+     "--norm-every: '0'"),
+    (['prepare-data', 'npz', '--out', 'OUT', '--file', 'NPZ', '--y-key',
+      'x_test'], 'the labels have shape (40, 8, 8, 1)'),
+    (['prepare-data', 'npz', '--out', 'OUT', '--file', 'NPZ',
+      '--num-classes', '3'], '--num-classes 3: the labels go up to 9'),
+])
+def test_bad_counts_and_keys_fail_in_one_line(wd, tmp_path, capsys, argv,
+                                              message):
+    from snntb_adaptive import data
+    from snntb_adaptive.cli import main
+    x_tr, y_tr, x_te, y_te = data.load_digits()
+    npz = str(tmp_path / 'src.npz')
+    np.savez(npz, x_test=x_te[:40], y_test=y_te[:40], x_train=x_tr[:40])
+    out = str(tmp_path / 'out')
+    argv = [{'CFG': _cfg(wd), 'OUT': out, 'NPZ': npz}.get(a, a)
+            for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:          # argparse's usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not os.path.exists(out)
+
+
+def test_fewer_images_than_asked_are_said(wd, caplog):
+    """num_to_test above the test set: the run simulates what there is,
+    says so, and results.json's num_samples holds the number run."""
+    from snntb_adaptive.cli import main
+    path = _cfg(wd, [('num_to_test = 20', 'num_to_test = 500')])
+    assert main(['-t', path]) == 0
+    assert 'num_to_test = 500, but 20 images are simulated' in caplog.text
+    with open(os.path.join(wd, 'log', 'gui', 'test', 'results.json')) as f:
+        res = json.load(f)
+    assert res['num_samples'] == 20 and res['settings']['num_to_test'] == 500
