@@ -23,6 +23,11 @@ SNN-TB is edited. The shims:
     ``try_get_normset_from_scalefacs`` loads the scale-factor JSON with a bare
     ``json.load``; a corrupt file now raises :class:`CorruptFileError` naming
     the file and the fix.
+``bin.utils``
+    ``update_setup`` reads the user's config with ``configparser``'s
+    default encoding: a UTF-8 byte-order mark became text before the first
+    section; the config it reads into takes it as a byte-order mark
+    (:func:`read_with_bom`).
 every module that reads config values with ``eval``
     (``bin.utils``, ``conversion.utils``, ``datasets.utils``,
     ``parsing.utils``, ``simulation.utils``, ``simulation.plotting``):
@@ -245,6 +250,18 @@ def literal_value(text, *_):
             "{!r}. Write it as a number, string, list, set or dict (SNN-TB "
             "would have run it as code; nothing was run).".format(
                 shown)) from None
+
+
+def read_with_bom(config):
+    """Make ``config.read`` (what SNN-TB's ``update_setup`` reads the
+    user's file with) take a UTF-8 byte-order mark, which some editors
+    write, as such (``configparser`` reads it as text before the first
+    section)."""
+    read = type(config).read
+
+    def read_utf8_sig(filenames, encoding='utf-8-sig'):
+        return read(config, filenames, encoding=encoding)
+    config.read = read_utf8_sig
 
 
 def literal_config_values(module):

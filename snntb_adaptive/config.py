@@ -334,11 +334,20 @@ def execution_from_mapping(values):
                                   merged['threads_per_worker'], 1))
 
 
+def section_items(config):
+    """The ``[adaptive_threshold]`` keys of a config, interpolated: those
+    the section sets and the plugin's defaults, not the ``[DEFAULT]``
+    section's other keys (``configparser`` shows those in every section)."""
+    own = config._sections.get(SECTION, {})   # the keys the section sets
+    return {k: v for k, v in config.items(SECTION)
+            if k in own or k in DEFAULTS}
+
+
 def execution_from_config(config):
     """The :class:`Execution` of a SNN-TB config."""
     if not config.has_section(SECTION):
         return Execution()
-    return execution_from_mapping(dict(config.items(SECTION)))
+    return execution_from_mapping(section_items(config))
 
 
 def settings_from_config(config):
@@ -347,7 +356,7 @@ def settings_from_config(config):
         return settings_from_mapping({})
     # Defaults injected into SNN-TB's config_defaults live in the same
     # section; items() gives the merged view.
-    return settings_from_mapping(dict(config.items(SECTION)))
+    return settings_from_mapping(section_items(config))
 
 
 def _get(config, section, key, fallback=None):

@@ -69,9 +69,14 @@ def import_ray():
 
 
 def config_sections(config):
-    """A config as a plain dict of sections (what a worker rebuilds it
-    from)."""
-    return {s: dict(config.items(s, raw=True)) for s in config.sections()}
+    """A config as a plain dict of sections, raw (what a worker, or a
+    comparison's copy, rebuilds it from): each section's own keys, and the
+    ``[DEFAULT]`` section as such, so that ``%(key)s`` references resolve
+    in the copy as in the original."""
+    sections = {s: dict(config._sections[s]) for s in config.sections()}
+    if config.defaults():
+        sections['DEFAULT'] = dict(config.defaults())
+    return sections
 
 
 def config_from_sections(sections):

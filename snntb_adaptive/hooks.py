@@ -70,6 +70,9 @@ def patch_bin_utils(module):
         if os.path.basename(filepath) == 'config_defaults':
             from snntb_adaptive.config import inject_defaults
             inject_defaults(config)
+            # SNN-TB reads the user's file into this one: a byte-order mark
+            # is not text before the first section
+            compat.read_with_bom(config)
         return config
 
     update_setup = module.update_setup
@@ -110,7 +113,20 @@ def read_user_config(config, path):
     line and the fix for a file ``configparser`` cannot read."""
     from snntb_adaptive.errors import ConfigError
     try:
-        config.read(path)
+        # utf-8-sig: a byte-order mark (some editors write one) is not text
+        # before the first section
+        config.read(path, encoding='utf-8-sig')
+        # every value once, so that an interpolation error ('%' in a value)
+        # is found here, with its key, not wherever SNN-TB reads it
+        for section in config.sections():
+            for key in config.options(section):
+                config.get(section, key)
+    except configparser.InterpolationError as e:
+        raise ConfigError(
+            "config file {}: [{}] {}: {} (a '%' starts a reference to "
+            "another key; write %% for a percent sign)".format(
+                path, e.section, e.option,
+                ' '.join(str(e).split()))) from None
     except configparser.DuplicateSectionError as e:
         raise ConfigError(
             "config file {}: section [{}] appears twice (line {}); merge the "

@@ -84,7 +84,7 @@ class Session:
         import tempfile
         cfg = configparser.ConfigParser(interpolation=None)
         cfg.optionxform = str
-        cfg.read(config_path)
+        cfg.read(config_path, encoding='utf-8-sig')  # a byte-order mark too
         if not cfg.get('paths', 'path_wd', fallback=''):
             if not cfg.has_section('paths'):
                 cfg.add_section('paths')

@@ -584,3 +584,29 @@ def test_fewer_images_than_asked_are_said(wd, caplog):
     with open(os.path.join(wd, 'log', 'gui', 'test', 'results.json')) as f:
         res = json.load(f)
     assert res['num_samples'] == 20 and res['settings']['num_to_test'] == 500
+
+
+# -- issue 18, 14 and 12: [DEFAULT], a byte-order mark, '%' ----------------
+
+def test_default_section_and_byte_order_mark_are_read(wd, tmp_path):
+    """A valid [DEFAULT] section (%(root)s references) was refused as
+    unknown keys; a UTF-8 byte-order mark gave a misleading message. Both
+    run, with -t and through a comparison's copies of the config."""
+    from snntb_adaptive.cli import main
+    path = _cfg(wd, [('path_wd = ' + wd, 'path_wd = %(root)s')])
+    text = open(path).read()
+    with open(path, 'w', encoding='utf-8-sig') as f:
+        f.write('[DEFAULT]\nroot = {}\n\n'.format(wd) + text)
+    assert open(path, 'rb').read(3) == b'\xef\xbb\xbf'
+    assert main(['-t', path]) == 0
+    assert main(['compare', path, '--settings', 'paper', '--out',
+                 str(tmp_path / 'cmp'), '--raster-layer', 'none']) == 0
+
+
+@pytest.mark.parametrize('line', ['runlabel = 99.9%', 'runlabel = a%(b)s'])
+def test_percent_in_a_value_is_one_line(wd, line, capsys):
+    from snntb_adaptive.cli import main
+    path = _cfg(wd, [('runlabel = test', line)])
+    assert main(['-t', path]) == 2
+    err = capsys.readouterr().err
+    assert 'write %% for a percent sign' in err and '[paths] runlabel' in err
