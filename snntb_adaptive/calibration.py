@@ -55,7 +55,8 @@ from snntb_adaptive.log import log
 from snntb_adaptive.spike_norm import impulse
 
 CALIBRATION_FILE = 'calibration.json'
-FORMAT = 1
+#: 2: ``initial_membrane`` (was ``v_init``), ``content_sha256``
+FORMAT = 2
 SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'AveragePooling2D', 'Flatten',
              'ZeroPadding2D')
 #: threshold candidates, as fractions of a channel's largest activation
@@ -338,9 +339,9 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                       'bias': None, 'weight_scale': None}
         # the initial membrane in ANN units (v0 in V_max units times the
         # scale), and back as apply() reads it, so both simulate the same
-        record['v_init'] = (v0 * (theta / np.float32(v_max))).astype(
+        record['initial_membrane'] = (v0 * (theta / np.float32(v_max))).astype(
             np.float32)
-        v0 = membrane_fraction(record['v_init'], theta) * np.float32(v_max)
+        v0 = membrane_fraction(record['initial_membrane'], theta) * np.float32(v_max)
         counts, mean_imp, trains = simulate_layer(
             layer, source, pending, steps, v_max, v0, num,
             keep_trains=not out, max_spikes=max_spikes)
@@ -360,15 +361,15 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
     return records
 
 
-def membrane_fraction(v_init, threshold):
+def membrane_fraction(initial, threshold):
     """A layer's initial membrane potential as a fraction of its threshold
     (float32; per channel, or per neuron with the channels last), from the
-    file's ``v_init`` and ``threshold`` (ANN units): the simulated layer's
-    ``mem_init`` (times ``V_max``)."""
+    file's ``initial_membrane`` and ``threshold`` (ANN units): the simulated
+    layer's ``mem_init`` (times ``V_max``)."""
     threshold = np.asarray(threshold, np.float32)
-    v_init = np.asarray(v_init, np.float32)
-    flat = v_init.reshape(-1, len(threshold)) / threshold
-    return flat.reshape(v_init.shape).astype(np.float32)
+    initial = np.asarray(initial, np.float32)
+    flat = initial.reshape(-1, len(threshold)) / threshold
+    return flat.reshape(initial.shape).astype(np.float32)
 
 
 def set_initial_membrane(model, layers):
@@ -378,7 +379,7 @@ def set_initial_membrane(model, layers):
     the simulator gives each layer its own."""
     membranes = {}
     for r in layers:
-        frac = membrane_fraction(r['v_init'], r['threshold'])
+        frac = membrane_fraction(r['initial_membrane'], r['threshold'])
         if frac.size != len(r['threshold']):      # one per neuron
             shape = model.get_layer(r['name']).output_shape[1:]
             frac = frac.reshape(tuple(int(d) for d in shape))
@@ -429,6 +430,11 @@ def phase1(model, config, x_norm=None, **kwargs):
     model_file = os.path.join(config.get('paths', 'path_wd'),
                               config.get('paths', 'filename_ann') + '.h5')
     fp = fingerprint(model_file, x, recorded)
+    if os.path.exists(path) and older_format(path):
+        kept = os.path.join(log_dir, kept_name(path))
+        os.replace(path, kept)
+        log.info("{} was written by an older version: calibrating again (the "
+                 "file is kept as {})".format(path, kept))
     data = read(path) if os.path.exists(path) else None
     if data is not None and data['fingerprint'] == fp:
         log.info("using the calibration in {} (same model, images and "
@@ -500,7 +506,9 @@ def write(path, records, fp, settings, seconds):
     (calibration time) and ``layers``: per spiking layer in order ``name``,
     ``type``, and per output channel ``threshold`` (ANN units: the neuron
     fires when its membrane reaches it and a spike carries this value),
-    ``v_init`` (initial membrane, ANN units), ``bias`` (the corrected bias,
+    ``initial_membrane`` (the membrane potential at every reset, ANN units;
+    not the initial threshold ``v_init`` of ``results.json``), ``bias``
+    (the corrected bias,
     ANN units; null for pooling), ``weight_scale`` (``theta / V_max``: the
     simulated layer's incoming weights and bias are divided by it per output
     channel and its outgoing weights multiplied by it per input channel;
@@ -513,7 +521,7 @@ def write(path, records, fp, settings, seconds):
     from snntb_adaptive.compat import write_json_atomic
     layers = [{'name': r['name'], 'type': r['type'],
                'threshold': _floats(r['threshold']),
-               'v_init': _floats(r['v_init']),
+               'initial_membrane': _floats(r['initial_membrane']),
                'bias': _floats(r['bias']),
                'weight_scale': _floats(r['weight_scale']),
                'rmse': r['rmse']} for r in records]
@@ -532,6 +540,20 @@ def digest(data):
     return hashlib.sha256(json.dumps(
         content, sort_keys=True, separators=(',', ':'),
         allow_nan=False).encode()).hexdigest()
+
+
+def older_format(path):
+    """Whether ``path`` is a calibration file of an earlier format (which
+    is kept aside and calibrated again, not refused)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data.get('method') == 'calibrated' and \
+            isinstance(data.get('format'), int) and \
+            not isinstance(data.get('format'), bool) and \
+            0 < data['format'] < FORMAT
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False
 
 
 def kept_name(path):
@@ -565,11 +587,12 @@ def read(path):
             if not isinstance(entry, dict) or \
                     not isinstance(entry.get('name'), str):
                 raise ValueError('a layer is not an object with a name')
-            for key in ('name', 'threshold', 'v_init', 'bias',
+            for key in ('name', 'threshold', 'initial_membrane', 'bias',
                         'weight_scale'):
                 if key not in entry:
                     raise ValueError('a layer has no {!r}'.format(key))
-            for key in ('threshold', 'v_init', 'bias', 'weight_scale'):
+            for key in ('threshold', 'initial_membrane', 'bias',
+                        'weight_scale'):
                 values = entry[key]
                 if values is None:
                     continue
@@ -585,10 +608,10 @@ def read(path):
                     raise ValueError('layer {}: {} must be positive and '
                                      'finite in float32'.format(
                                          entry['name'], key))
-            v_init = np.asarray(entry['v_init'], np.float64)
-            if np.any(np.abs(v_init) >= 1e30):
-                raise ValueError('layer {}: v_init out of range'.format(
-                    entry['name']))
+            initial = np.asarray(entry['initial_membrane'], np.float64)
+            if np.any(np.abs(initial) >= 1e30):
+                raise ValueError('layer {}: initial_membrane out of range'
+                                 ''.format(entry['name']))
     except (OSError, ValueError, TypeError, AttributeError,
             RecursionError) as e:
         raise CorruptFileError(

@@ -93,16 +93,16 @@ def test_file_round_trips_and_bad_files_are_refused(wd, tmp_path):
         np.testing.assert_array_equal(a, b)
     # the documented fields, per layer and channel
     first = data['layers'][0]
-    assert set(first) == {'name', 'type', 'threshold', 'v_init', 'bias',
+    assert set(first) == {'name', 'type', 'threshold', 'initial_membrane', 'bias',
                           'weight_scale', 'rmse'}
     assert len(first['threshold']) == 16 == len(first['bias'])
     # the initial membrane: corrected per channel (the default potential
     # correction), for spiking pooling mem_init times its threshold
-    assert not np.allclose(first['v_init'],
+    assert not np.allclose(first['initial_membrane'],
                            0.5 * np.asarray(first['threshold']))
     pool = data['layers'][1]
     assert pool['bias'] is None and pool['weight_scale'] is None
-    np.testing.assert_allclose(pool['v_init'],
+    np.testing.assert_allclose(pool['initial_membrane'],
                                0.5 * np.asarray(pool['threshold']))
     bad = tmp_path / 'bad.json'
     for text in ('{"format": 1', json.dumps(dict(data, format=7)),
@@ -354,7 +354,7 @@ def test_calibration_equals_the_pinned_one(wd):
     assert [e['name'] for e in got['layers']] == \
         [e['name'] for e in want['layers']]
     for g, w in zip(got['layers'], want['layers']):
-        for key in ('threshold', 'v_init', 'bias', 'weight_scale'):
+        for key in ('threshold', 'initial_membrane', 'bias', 'weight_scale'):
             if w[key] is None:
                 assert g[key] is None
             else:
@@ -384,7 +384,7 @@ def test_potential_correction_moves_rates_towards_the_ann():
     hidden = records[0]
     theta = hidden['threshold']
     np.testing.assert_allclose(hidden['bias'], hidden_bias, rtol=1e-6)
-    assert not np.allclose(hidden['v_init'], 0.5 * theta)
+    assert not np.allclose(hidden['initial_membrane'], 0.5 * theta)
     assert set(model.initial_membrane) == {r['name'] for r in records}
 
     def mean_error(v0):
@@ -463,8 +463,8 @@ def _rewrite(path, change, rehash=True):
      'positive and finite in float32'),
     (lambda d: d['layers'][0]['threshold'].__setitem__(0, -1.0), True,
      'positive'),
-    (lambda d: d['layers'][1]['v_init'].__setitem__(0, 1e38), True,
-     'v_init out of range'),
+    (lambda d: d['layers'][1]['initial_membrane'].__setitem__(0, 1e38),
+     True, 'initial_membrane out of range'),
     (lambda d: d['layers'].__setitem__(0, 'x'), True, 'not an object'),
 ])
 def test_an_edited_or_hostile_calibration_file_is_refused(wd, tmp_path,
@@ -479,3 +479,21 @@ def test_an_edited_or_hostile_calibration_file_is_refused(wd, tmp_path,
     assert set(os.listdir(os.path.dirname(wd))) == before
     assert os.path.exists(path)
     os.remove(path)
+
+
+def test_a_file_of_an_older_format_is_kept_and_calibrated_again(wd):
+    _, _, _, path = _calibrate(wd, 'cal_old')
+    with open(path) as f:
+        data = json.load(f)
+    data['format'] = 1
+    for layer in data['layers']:
+        layer['v_init'] = layer.pop('initial_membrane')
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    _, parsed, _, _ = _calibrate(wd, 'cal_old')
+    assert parsed.calibration_record['reused'] is False
+    kept = [n for n in os.listdir(os.path.dirname(path))
+            if n.startswith('calibration.') and n != 'calibration.json']
+    assert len(kept) == 1
+    with open(os.path.join(os.path.dirname(path), kept[0])) as f:
+        assert json.load(f)['format'] == 1
