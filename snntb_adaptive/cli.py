@@ -53,24 +53,37 @@ def run_config(path, resume=False, executor=None, ray_address=None):
     return run_pipeline(config)
 
 
-def calibrate_config(path):
+def calibrate_config(path, overrides=None):
     """Only the calibration of ``path`` (``preset = calibrated``): SNN-TB's
     checks, the parse and the Phase-1 step, which writes (or, unchanged,
     reuses) ``calibration.json`` in the run's log folder; no simulation.
-    Returns the file's path."""
+    ``overrides``: ``{(section, key): value}`` over the file's values (the
+    file is not changed). Returns the calibration file's path."""
     registration.install()
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise ConfigError("config file {} not found".format(path))
     from snntb_adaptive import pipeline
     from snntb_adaptive.config import is_adaptive, settings_from_config
-    config = pipeline.validate(path)
-    if not is_adaptive(config) or \
-            settings_from_config(config).phase1 != 'calibrated':
+    from snntb_adaptive.session import Session
+    copy = Session._with_overrides(path, overrides) if overrides else path
+    try:
+        config = pipeline.validate(copy)
+    finally:
+        if copy != path:
+            os.remove(copy)
+    if not is_adaptive(config):
         raise ConfigError(
-            "calibrate: {} does not ask for a calibration; set [conversion] "
-            "spike_code = adaptive_threshold and [adaptive_threshold] preset "
-            "= calibrated".format(path))
+            "calibrate: {} sets [conversion] spike_code = {}; set it to "
+            "adaptive_threshold (or pass --set conversion.spike_code="
+            "adaptive_threshold)".format(
+                path, config.get('conversion', 'spike_code')))
+    preset = settings_from_config(config).preset
+    if settings_from_config(config).phase1 != 'calibrated':
+        raise ConfigError(
+            "calibrate: {} sets [adaptive_threshold] preset = {}; set preset "
+            "= calibrated (or pass --set adaptive_threshold.preset="
+            "calibrated)".format(path, preset))
     if not config.getboolean('tools', 'normalize'):
         raise ConfigError("calibrate: [tools] normalize = False in {}; the "
                           "calibration is the normalise step, set it to True"
@@ -80,7 +93,8 @@ def calibrate_config(path):
 
 
 def _cmd_calibrate(args):
-    calibrate_config(args.config)
+    from snntb_adaptive.compare import parse_overrides
+    calibrate_config(args.config, parse_overrides(args.set))
     return 0
 
 
@@ -262,6 +276,10 @@ def build_parser():
                        'with preset = calibrated: writes calibration.json in '
                        'its log folder (reused by the run)')
     a.add_argument('config', help='the SNN-TB .ini file')
+    a.add_argument('--set', action='append', default=[],
+                   metavar='SECTION.KEY=VALUE', help='override a config value '
+                   'for this calibration, e.g. --set adaptive_threshold.'
+                   'preset=calibrated (repeatable; the file is not changed)')
     a.set_defaults(func=_cmd_calibrate)
 
     d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '

@@ -511,7 +511,11 @@ def format_settings(settings, config=None):
     rows = [('preset', settings.preset), ('update', settings.update),
             ('scope', settings.scope if settings.update != 'none'
              else settings.scope + ' (no effect with update = none)'),
-            ('eta_scale', ', '.join(str(e) for e in settings.eta_scale)),
+            ('eta_scale', ', '.join(str(e) for e in settings.eta_scale) + (
+                ' (set by preset = {}: its Phase 1 sets the thresholds, '
+                '[adaptive_threshold] eta_scale is not used)'.format(
+                    settings.preset) if settings.update == 'none' and
+                phase1_of_preset(settings.preset).sets_thresholds else '')),
             ('readout', settings.readout),
             ('avg_pooling', settings.avg_pooling),
             ('kernel', settings.kernel),

@@ -194,8 +194,31 @@ def test_calibrate_command(wd, capsys):
     other = write_config(wd, name='cmd_paper.ini', label='cmd_paper',
                          extra="\n[adaptive_threshold]\npreset = paper\n")
     assert main(['calibrate', other]) == 2
-    assert 'preset = calibrated' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # names only what is missing (the spike code is set), and how to pass it
+    assert 'sets [adaptive_threshold] preset = paper; set preset = ' \
+        'calibrated' in err and 'spike_code' not in err
+    assert '--set adaptive_threshold.preset=calibrated' in err
+    assert main(['calibrate', other, '--set',
+                 'adaptive_threshold.preset=calibrated', '--set',
+                 'adaptive_threshold.calibration_samples=100']) == 0
+    assert os.path.isfile(os.path.join(wd, 'log', 'gui', 'cmd_paper',
+                                       calibration.CALIBRATION_FILE))
+    stock = write_config(wd, name='cmd_stock.ini', label='cmd_stock',
+                         spike_code='temporal_mean_rate')
+    assert main(['calibrate', stock]) == 2
+    assert 'spike_code = temporal_mean_rate; set it to adaptive_threshold' \
+        in capsys.readouterr().err
     shutil.rmtree(os.path.join(wd, 'log', 'gui', 'cmd'))
+
+
+def test_settings_say_when_the_preset_sets_eta(wd):
+    from snntb_adaptive.config import format_settings, settings_from_mapping
+    text = format_settings(settings_from_mapping({
+        'preset': 'calibrated', 'eta_scale': '0.7'}))
+    assert 'eta_scale' in text and 'set by preset = calibrated' in text
+    assert 'set by preset' not in format_settings(settings_from_mapping({
+        'preset': 'paper'}))
 
 
 def test_runs_through_snntoolbox_and_compare_alike(wd, tmp_path):
