@@ -256,9 +256,17 @@ def _add_run_options(p):
     _add_executor_options(p)
 
 
+def _prog():
+    """How the user called the command line: ``snntb-adaptive`` (the
+    console script) or ``python -m snntb_adaptive``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ''
+    return 'snntb-adaptive' if name == 'snntb-adaptive' else \
+        'python -m snntb_adaptive'
+
+
 def build_parser():
     p = OneLineErrors(
-        prog='python -m snntb_adaptive',
+        prog=_prog(),
         description="Adaptive threshold (Chen et al.) for SNN-Toolbox "
         "0.6.0. Also installed as the 'snntb-adaptive' command.")
     p.add_argument('-t', '--terminal', metavar='CONFIG',
@@ -267,14 +275,26 @@ def build_parser():
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
 
     r = sub.add_parser('run', help="run SNN-TB's pipeline on a config file "
-                       "(the same as -t CONFIG)")
+                       "(the same as -t CONFIG)", description="Run SNN-TB's "
+                       "parse -> normalise -> simulate pipeline on CONFIG "
+                       "with the plugin, as 'snntoolbox -t CONFIG' does; "
+                       "the results go to the run's log folder "
+                       "(results.json, phase1_thresholds.json, "
+                       "progress.jsonl).")
     r.add_argument('config', help='the SNN-TB .ini file')
     _add_run_options(r)
     r.set_defaults(func=_cmd_run)
 
     a = sub.add_parser('calibrate', help='only the calibration of a config '
                        'with preset = calibrated: writes calibration.json in '
-                       'its log folder (reused by the run)')
+                       'its log folder (reused by the run)',
+                       description='Calibrate the model of CONFIG (preset = '
+                       'calibrated) for its calibration_steps on x_norm, '
+                       'without simulating: SNN-TB\'s checks, the parse and '
+                       'the Phase-1 step write calibration.json in the run\'s '
+                       'log folder, which a later run with the same model, '
+                       'images and settings applies instead of calibrating '
+                       'again.')
     a.add_argument('config', help='the SNN-TB .ini file')
     a.add_argument('--set', action='append', default=[],
                    metavar='SECTION.KEY=VALUE', help='override a config value '
@@ -283,7 +303,13 @@ def build_parser():
     a.set_defaults(func=_cmd_calibrate)
 
     d = sub.add_parser('demo', help='offline demo on scikit-learn digits: '
-                       'stock SNN-TB and every preset, one table')
+                       'stock SNN-TB and every preset, one table',
+                       description='The offline demo: the small CNN of '
+                       'models/digits_cnn.h5 on scikit-learn\'s 8x8 digits '
+                       '(no download), parsed and normalised once, run by '
+                       'SNN-TB\'s own simulator and by the plugin under every '
+                       'preset of the paper; prints one table and writes '
+                       'the plots into --out.')
     d.add_argument('--out', default='runs/digits_demo',
                    help='folder for data, logs and results (default: '
                    '%(default)s)')
@@ -299,7 +325,12 @@ def build_parser():
     d.set_defaults(func=_cmd_demo)
 
     c = sub.add_parser('compare', help='one model under several settings, '
-                       'parsed and normalised once: table and plots')
+                       'parsed and normalised once: table and plots',
+                       description='Parse and normalise the model of CONFIG '
+                       'once, run SNN-TB\'s own simulator (stock) and each '
+                       'setting on the same images, and write summary.md / '
+                       'summary.csv, the plots and each setting\'s '
+                       'results.json into --out.')
     c.add_argument('config', help='the SNN-TB .ini file: model, data, '
                    'duration, batch size, samples; its [adaptive_threshold] '
                    'section is the base the settings override')
@@ -336,7 +367,11 @@ def build_parser():
     c.set_defaults(func=_cmd_compare)
 
     g = sub.add_parser('plot', help="redraw a comparison's plots from its "
-                       'results.json files')
+                       'results.json files', description='Redraw the plots of '
+                       'a comparison from its summary.csv and runs/*/'
+                       'results.json; with --into, merge several comparisons '
+                       'of the same model and images into one table and '
+                       'plots.')
     g.add_argument('out', nargs='+', help='the --out folder of a comparison '
                    '(several with --into)')
     g.add_argument('--into', metavar='DIR',
@@ -347,7 +382,12 @@ def build_parser():
     g.set_defaults(func=_cmd_plot)
 
     q = sub.add_parser('prepare-data', help="write an SNN-TB data folder "
-                       "(x_test.npz, y_test.npz, x_norm.npz), images in [0, 1]")
+                       "(x_test.npz, y_test.npz, x_norm.npz), images in [0, 1]",
+                       description="Write the data folder SNN-TB reads "
+                       "(x_test.npz, one-hot y_test.npz, x_norm.npz, images "
+                       "scaled to [0, 1]) from scikit-learn's digits, an .npz "
+                       "file, or (when asked) the Keras download; existing "
+                       "files are not replaced without --overwrite.")
     q.add_argument('source', choices=['digits', 'npz', 'keras'],
                    help="digits: scikit-learn's bundled digits (offline); "
                    "npz: arrays of an .npz file (--file); keras: the Keras "
@@ -383,7 +423,10 @@ def build_parser():
     q.set_defaults(func=_cmd_prepare)
 
     k = sub.add_parser('convert-keras3', help='rebuild a Keras-3 model '
-                       '(.keras or .h5) as a tf-keras .h5 for SNN-TB')
+                       '(.keras or .h5) as a tf-keras .h5 for SNN-TB',
+                       description='Rebuild a Keras-3 model (.keras or .h5) '
+                       'layer by layer as a tf-keras .h5, which SNN-TB 0.6.0 '
+                       'can read; the output must not exist.')
     k.add_argument('model', help='the Keras-3 model (.keras or .h5)')
     k.add_argument('out', help='the tf-keras .h5 to write (must not exist)')
     k.set_defaults(func=_cmd_convert)

@@ -22,7 +22,9 @@ instead of repeating SNN-TB's steps:
 its settings.
 """
 
+import contextlib
 import errno
+import io
 import os
 import signal
 import sys
@@ -216,7 +218,10 @@ def batch_simulator(snn):
             return snn.readout_scores(readout), counts, thetas, synops
     else:
         def simulate_batch(x_b, truth):
-            counts = snn.simulate(x_b_l=x_b, truth_b=truth)
+            # SNN-TB prints every step's batch accuracy (100 numbers a
+            # batch); the run's progress lines say how it goes
+            with contextlib.redirect_stdout(io.StringIO()):
+                counts = snn.simulate(x_b_l=x_b, truth_b=truth)
             return (np.transpose(counts, (2, 0, 1)).astype(np.int32), None,
                     None, None)
     return simulate_batch

@@ -196,33 +196,59 @@ _locks = {}   # lock file (device, inode) -> open file, held until exit
 
 def lock_run_folder(log_dir):
     """Take the run folder for this process (an exclusive ``flock`` on
-    ``<log_dir>/.snntb_adaptive.lock``, released when the process ends).
-    A second process that wants the same folder gets a :class:`ConfigError`
-    naming the process that holds it. Taking it again in the same process
-    is a no-op."""
+    ``<log_dir>/.snntb_adaptive.lock``, released, and the file removed,
+    when the process ends). A second process that wants the same folder
+    gets a :class:`ConfigError` naming the process that holds it. Taking it
+    again in the same process is a no-op."""
     import fcntl
     path = os.path.join(log_dir, LOCK_FILE)
-    f = open(path, 'a+')
-    st = os.fstat(f.fileno())
-    key = (st.st_dev, st.st_ino)     # the folder may have been moved
-    if key in _locks:
-        f.close()
-        return
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or 'another process'
-        f.close()
-        raise ConfigError(
-            "the run folder {} is in use by {}; wait for that run to end, or "
-            "give this one its own [paths] runlabel".format(
-                log_dir, holder)) from None
+    while True:
+        f = open(path, 'a+')
+        st = os.fstat(f.fileno())
+        key = (st.st_dev, st.st_ino)     # the folder may have been moved
+        if key in _locks:
+            f.close()
+            return
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or 'another process'
+            f.close()
+            raise ConfigError(
+                "the run folder {} is in use by {}; wait for that run to "
+                "end, or give this one its own [paths] runlabel".format(
+                    log_dir, holder)) from None
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == key:
+            break
+        f.close()      # its holder removed the file as it ended: again
     f.seek(0)
     f.truncate()
     f.write('process {}'.format(os.getpid()))
     f.flush()
+    if not _locks:
+        import atexit
+        atexit.register(_release_locks)
     _locks[key] = f
+
+
+def _release_locks():
+    """At exit: remove the lock files this process holds (while still
+    holding them, so that no other process took one), then release them."""
+    for (dev, ino), f in list(_locks.items()):
+        path = f.name
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                os.remove(path)
+        except OSError:
+            pass
+        f.close()
+    _locks.clear()
 
 
 def rss_bytes():

@@ -44,3 +44,21 @@ def test_help_is_complete_and_cheap():
         out
     assert '--memory' in out and 'T = 1100' in out
     assert out.strip().endswith('False')
+
+
+def test_every_command_has_a_description_and_the_called_name():
+    """Issue 18, 19: ``run``, ``demo`` and ``calibrate`` lacked a
+    description; ``snntb-adaptive --help`` said ``python -m
+    snntb_adaptive``."""
+    _, commands = _commands()
+    bare = [name for name, p in commands.items()
+            if not (p.description or '').strip()]
+    assert not bare, bare
+    import os
+    exe = os.path.join(os.path.dirname(sys.executable), 'snntb-adaptive')
+    p = subprocess.run([exe, '--help'], capture_output=True, text=True,
+                       timeout=120)
+    assert p.stdout.startswith('usage: snntb-adaptive '), p.stdout[:80]
+    p = subprocess.run([sys.executable, '-m', 'snntb_adaptive', '--help'],
+                       capture_output=True, text=True, timeout=120)
+    assert p.stdout.startswith('usage: python -m snntb_adaptive ')

@@ -610,3 +610,23 @@ def test_percent_in_a_value_is_one_line(wd, line, capsys):
     assert main(['-t', path]) == 2
     err = capsys.readouterr().err
     assert 'write %% for a percent sign' in err and '[paths] runlabel' in err
+
+
+def test_the_lock_file_goes_when_the_run_ends(wd):
+    """Issue 18, 19: the .snntb_adaptive.lock file stayed after a run. The
+    process that ends removes it (a run killed with SIGKILL leaves it, and
+    the next run takes it over)."""
+    log_dir = os.path.join(wd, 'log', 'gui', 'test')
+    os.makedirs(log_dir)
+    lock = os.path.join(log_dir, '.snntb_adaptive.lock')
+    code = ("import sys; from snntb_adaptive.progress import "
+            "lock_run_folder; lock_run_folder(sys.argv[1]); "
+            "import os; print(os.path.exists(sys.argv[2]))")
+    p = subprocess.run([sys.executable, '-c', code, log_dir, lock],
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == 'True' and not os.path.exists(lock)
+    with open(lock, 'w') as f:           # left by a run killed with -9
+        f.write('process 1')
+    p = subprocess.run([sys.executable, '-c', code, log_dir, lock],
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == 'True' and not os.path.exists(lock)
