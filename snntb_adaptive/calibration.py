@@ -52,6 +52,7 @@ import numpy as np
 
 from snntb_adaptive.errors import ConfigError, CorruptFileError
 from snntb_adaptive.log import log
+from snntb_adaptive.network import inbound_layers
 from snntb_adaptive.spike_norm import impulse
 
 CALIBRATION_FILE = 'calibration.json'
@@ -124,8 +125,7 @@ def _type(layer):
 def check_model(model):
     """A :class:`ConfigError` for a layer calibration cannot handle."""
     for layer in model.layers[1:]:
-        inbound = layer._inbound_nodes[0].inbound_layers
-        several = isinstance(inbound, (list, tuple)) and len(inbound) > 1
+        several = len(inbound_layers(layer)) > 1
         channels_first = getattr(layer, 'data_format',
                                  'channels_last') != 'channels_last'
         if several or channels_first or _type(layer) not in SUPPORTED:

@@ -123,7 +123,9 @@ def check_convertible(model):
 WINDOW_TYPES = ('AveragePooling2D', 'MaxPooling2D')
 
 
-def _inbound(layer):
+def inbound_layers(layer):
+    """The layers a layer of a Keras functional model takes its input from,
+    as a list (Keras gives one layer bare)."""
     inbound = layer._inbound_nodes[0].inbound_layers
     return list(inbound) if isinstance(inbound, (list, tuple)) else [inbound]
 
@@ -177,7 +179,7 @@ def fan_out(model, config):
             (1,) + tuple(int(d) for d in model.input_shape[1:]))}
         total = tf.constant(0.0)
         for layer in model.layers[1:]:
-            x = [outputs[inb.name] for inb in _inbound(layer)]
+            x = [outputs[inb.name] for inb in inbound_layers(layer)]
             x = x[0] if len(x) == 1 else x
             if id(layer) in ids:
                 total += tf.reduce_sum(synapses(layer, x))

@@ -30,6 +30,7 @@ Concatenate are refused.
 import numpy as np
 
 from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.network import inbound_layers
 
 SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'DepthwiseConv2D',
              'AveragePooling2D', 'Flatten', 'Reshape', 'ZeroPadding2D')
@@ -70,8 +71,7 @@ def spike_norm(model, x, steps, v_max, is_spiking):
     from snntoolbox.parsing.utils import get_type
     layers = model.layers[1:]
     for layer in layers:
-        inbound = layer._inbound_nodes[0].inbound_layers
-        if isinstance(inbound, (list, tuple)) and len(inbound) > 1 or \
+        if len(inbound_layers(layer)) > 1 or \
                 get_type(layer) not in SUPPORTED:
             raise ConfigError(
                 "preset = spike_norm: layer {} ({}) is not supported by the "

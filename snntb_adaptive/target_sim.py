@@ -116,10 +116,8 @@ class SNN(tmr_sim.SNN):
         layer_type = network.check_layer(layer)
         spiking = network.is_spiking(layer, self.config)
         cls = at_layers.layer_class(layer_type, spiking)
-        inbound = layer._inbound_nodes[0].inbound_layers
-        if not isinstance(inbound, (list, tuple)):
-            inbound = [inbound]
-        inbound = [self._spiking_layers[inb.name] for inb in inbound]
+        inbound = [self._spiking_layers[inb.name]
+                   for inb in network.inbound_layers(layer)]
         if len(inbound) == 1:
             inbound = inbound[0]
         kwargs = layer.get_config()
@@ -190,10 +188,7 @@ class SNN(tmr_sim.SNN):
         input_name = self.snn.layers[0].name
         plan, constant = [], {input_name}
         for layer in self.snn.layers[1:]:
-            inbound = layer._inbound_nodes[0].inbound_layers
-            if not isinstance(inbound, (list, tuple)):
-                inbound = [inbound]
-            names = [inb.name for inb in inbound]
+            names = [inb.name for inb in network.inbound_layers(layer)]
             k = index.get(id(layer))
             plan.append((layer, names, k))
             if k is None and all(n in constant for n in names):
