@@ -76,3 +76,23 @@ def test_module_map_names_every_module():
                                                       '__main__')
                and ':mod:`~snntb_adaptive.{}`'.format(m) not in doc]
     assert not missing, missing
+
+
+def test_every_deliberate_bug_of_the_mutation_check_still_applies():
+    """benchmarks/mutants.py replaces an exact text once per bug: when the
+    code moves on, its entries must follow (else the check says NOT
+    APPLIED instead of testing anything)."""
+    import importlib.util
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'mutants', os.path.join(root, 'benchmarks', 'mutants.py'))
+    mutants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutants)
+    stale = []
+    for name, path, old, new, tests in mutants.BUGS:
+        with open(os.path.join(root, path)) as f:
+            if f.read().count(old) != 1:
+                stale.append(name)
+        for test in tests.split():
+            assert os.path.exists(os.path.join(root, test)), (name, test)
+    assert not stale, stale
