@@ -1,5 +1,7 @@
 """Post-training calibration as a Phase-1 method (``preset = calibrated``),
-after Li et al. (ICML 2021, "A free lunch from ANN"), light pipeline.
+after Li et al. (ICML 2021, "A free lunch from ANN"): thresholds, and a
+correction of the initial membrane potential (their CIFAR pipeline's) or of
+the bias (their light pipeline's).
 
 The calibrated network is SNN-TB's INI network with IF neurons (threshold
 and spike amplitude ``V_max``, reset by subtraction, constant input
@@ -16,14 +18,17 @@ current); calibration only chooses its parameters, on ``x_norm`` images
 * **initial membrane potential** ``f theta`` (``f = mem_init``, 0.5 by
   default: a T-step IF neuron then rounds instead of truncating, the
   optimum Li et al. derive);
-* **bias correction**: the layer is simulated for ``T`` steps on the spike
-  trains of the layers before it (already calibrated), and the mean
-  difference per channel between the ANN's activation and the SNN's rate
-  (in ANN units, ``count theta / T``; for the output layer its mean input,
-  unclipped) is added to the bias; twice (:data:`CORRECTIONS`), since the
-  rate answers the bias nonlinearly. The target is the ANN's activation for
-  the same image, so errors accumulated in earlier layers are corrected
-  too.
+* **correction** (``correction``): the layer is simulated for ``T`` steps
+  on the spike trains of the layers before it (already calibrated), and the
+  mean difference ``e`` per channel (or per neuron, ``potential =
+  'neuron'``) between the ANN's activation and the SNN's rate (in ANN
+  units, ``count theta / T``; for the output layer its mean input,
+  unclipped) goes into the initial membrane as ``T e`` (``potential``, the
+  default: a charge given once), or into the bias as ``e`` (``bias``: every
+  step), or both, bias first; each twice (:data:`CORRECTIONS`), since the
+  rate answers nonlinearly. The output layer's correction is always its
+  bias. The target is the ANN's activation for the same image, so errors
+  accumulated in earlier layers are corrected too.
 
 A threshold ``theta`` with spike amplitude ``theta`` is the same neuron as
 threshold and amplitude ``V_max`` after scaling: the simulated network gets
