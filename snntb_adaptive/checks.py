@@ -12,7 +12,9 @@ problem and the fix:
 * the data folder: missing files, files without SNN-TB's ``arr_0`` array,
   shapes that do not fit the model or each other, labels that are not
   one-hot, NaN / Inf, values outside [0, 1], fewer samples than one batch;
-* the log folder: cannot be created or written.
+* the log folder: cannot be created or written;
+* containment: a model file SNN-TB would write outside ``path_wd``, a
+  symbolic link on the way to any file the run writes.
 """
 
 import json
@@ -376,13 +378,93 @@ def run_log_dir(config):
     label = config.get('paths', 'runlabel')
     base = os.path.join(path_wd, 'log', 'gui')
     log_dir = os.path.join(base, label)
-    if not label.strip() or os.path.isabs(label) or not _inside(log_dir,
-                                                                base):
+    rel = os.path.relpath(os.path.normpath(os.path.abspath(log_dir)),
+                          os.path.abspath(base))   # lexically: links are
+    # check_writes' to refuse
+    if not label.strip() or os.path.isabs(label) or rel in (
+            os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep):
         raise ConfigError(
             "[paths] runlabel = {!r}: the run's log folder would be {}, "
             "outside {}; give a plain name such as runlabel = my_run".format(
                 label, os.path.normpath(log_dir), base))
     return log_dir
+
+
+def _first_link(folder, target):
+    """The first symbolic link on the way from ``folder`` down to
+    ``target`` (``target`` itself included; ``folder`` itself is the user's
+    to choose), or None. ``target`` lies lexically inside ``folder``."""
+    here = os.path.abspath(folder)
+    rel = os.path.relpath(os.path.abspath(target), here)
+    for part in rel.split(os.sep):
+        here = os.path.join(here, part)
+        if os.path.islink(here):
+            return here
+        if not os.path.lexists(here):
+            return None
+    return None
+
+
+def _model_files(config):
+    """``(key, path)`` of the model files SNN-TB writes into ``path_wd``
+    (the parsed model when ``[tools] parse``, the converted SNN when
+    ``convert``), named as SNN-TB's ``update_setup`` will name them."""
+    ann = config.get('paths', 'filename_ann')
+    defaults = {'filename_parsed_model': ann + '_parsed',
+                'filename_snn': '{}_{}'.format(
+                    ann, config.get('simulation', 'simulator',
+                                    fallback='INI'))}
+    for key, tool in (('filename_parsed_model', 'parse'),
+                      ('filename_snn', 'convert')):
+        if config.getboolean('tools', tool, fallback=True):
+            name = config.get('paths', key) or defaults[key]
+            yield key, name, os.path.join(config.get('paths', 'path_wd'),
+                                          name + '.h5')
+
+
+def check_writes(config):
+    """Every file the run writes lies inside ``path_wd`` and is a real file
+    in real folders there: the parsed model and the SNN file must not point
+    outside (``..``, an absolute name, or SNN-TB's default next to a model
+    outside ``path_wd``), and no symbolic link may sit on the way to them or
+    anywhere in the run's log folder (a planted link would make the run
+    overwrite its target). Checked before anything is written."""
+    path_wd = config.get('paths', 'path_wd')
+    wd = os.path.abspath(path_wd)
+    for key, name, path in _model_files(config):
+        rel = os.path.relpath(os.path.normpath(os.path.abspath(path)), wd)
+        if os.path.isabs(name) or rel == os.pardir or rel.startswith(
+                os.pardir + os.sep):
+            where = "[paths] {} = {}".format(key, name) if config.get(
+                'paths', key) else "[paths] {} is empty, so SNN-TB names " \
+                "the file after filename_ann".format(key)
+            raise ConfigError(
+                "{}: the run would write {}, outside path_wd = {}; give a "
+                "plain file name, e.g. {} = {}".format(
+                    where, os.path.normpath(path), path_wd, key,
+                    os.path.basename(name)))
+        link = _first_link(wd, path)
+        if link is not None:
+            raise ConfigError(
+                "{} is a symbolic link (to {}); the run would write through "
+                "it. Remove the link, or give [paths] {} another name".format(
+                    link, os.readlink(link), key))
+    log_dir = run_log_dir(config)
+    link = _first_link(wd, log_dir)
+    if link is None and os.path.isdir(log_dir):
+        for top, dirs, files in os.walk(log_dir):
+            for name in dirs + files:
+                if os.path.islink(os.path.join(top, name)):
+                    link = os.path.join(top, name)
+                    break
+            if link is not None:
+                break
+    if link is not None:
+        raise ConfigError(
+            "{} is a symbolic link (to {}) in the run's log folder {}; the "
+            "run writes only real files inside path_wd. Remove the link, or "
+            "give the run another [paths] runlabel".format(
+                link, os.readlink(link), log_dir))
 
 
 def check_log_dir(config):
@@ -393,8 +475,11 @@ def check_log_dir(config):
     try:
         os.makedirs(log_dir, exist_ok=True)
         probe = os.path.join(log_dir, '.snntb_adaptive_write_test')
-        with open(probe, 'w') as f:
-            f.write('ok')
+        if os.path.isfile(probe) and not os.path.islink(probe):
+            os.remove(probe)          # left by a run that was killed here
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                     os.O_NOFOLLOW, 0o600)
+        os.close(fd)
         os.remove(probe)
     except OSError as e:
         raise ConfigError(
@@ -443,5 +528,6 @@ def precheck(config):
         check_no_code(parsed)
     check_dataset(config, info)
     check_memory(config, info)
+    check_writes(config)
     check_log_dir(config)
     return info

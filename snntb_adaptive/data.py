@@ -12,9 +12,11 @@ loaders return images scaled to [0, 1] (as the paper does), channels last.
 """
 
 import os
+import tempfile
 
 import numpy as np
 
+from snntb_adaptive.compat import current_umask
 from snntb_adaptive.errors import DataError
 
 
@@ -123,14 +125,25 @@ def write_snntb_dataset(out_dir, x_test, y_test, x_norm, num_classes=None,
              'y_test.npz': one_hot(y_test, num_classes),
              'x_norm.npz': with_channel_axis(to_unit_range(x_norm))}
     os.makedirs(out_dir, exist_ok=True)      # after the checks above
-    existing = [f for f in files if os.path.exists(os.path.join(out_dir, f))]
+    existing = [f for f in files if os.path.lexists(os.path.join(out_dir,
+                                                                  f))]
     if existing and not overwrite:
         raise DataError(
             "{} already holds {}; choose another folder or pass --overwrite"
             "".format(out_dir, ', '.join(existing)))
     for name, arr in files.items():
         path = os.path.join(out_dir, name)
-        tmp = path + '.tmp.npz'
-        np.savez_compressed(tmp, arr)
-        os.replace(tmp, path)
+        # a new file of a name no one could plant (O_EXCL), then renamed
+        # over the destination (a link there is replaced, not followed)
+        fd, tmp = tempfile.mkstemp(prefix='.' + name + '.', suffix='.tmp',
+                                   dir=out_dir)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                np.savez_compressed(f, arr)
+            os.chmod(tmp, 0o666 & ~current_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+            raise
     return {k: v.shape for k, v in files.items()}

@@ -191,7 +191,7 @@ class Progress:
 
 
 LOCK_FILE = '.snntb_adaptive.lock'
-_locks = {}   # lock file (device, inode) -> open file, held until exit
+_locks = {}   # lock file (device, inode) -> (path, open file), held until exit
 
 
 def lock_run_folder(log_dir):
@@ -203,7 +203,14 @@ def lock_run_folder(log_dir):
     import fcntl
     path = os.path.join(log_dir, LOCK_FILE)
     while True:
-        f = open(path, 'a+')
+        try:     # never through a link planted under the lock's name
+            f = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT |
+                                  os.O_NOFOLLOW, 0o644), 'r+')
+        except OSError as e:
+            raise ConfigError(
+                "the lock file {} cannot be opened ({}); remove it if it is a "
+                "symbolic link, or give the run another [paths] runlabel"
+                "".format(path, e.strerror or e)) from None
         st = os.fstat(f.fileno())
         key = (st.st_dev, st.st_ino)     # the folder may have been moved
         if key in _locks:
@@ -233,14 +240,13 @@ def lock_run_folder(log_dir):
     if not _locks:
         import atexit
         atexit.register(_release_locks)
-    _locks[key] = f
+    _locks[key] = (path, f)
 
 
 def _release_locks():
     """At exit: remove the lock files this process holds (while still
     holding them, so that no other process took one), then release them."""
-    for (dev, ino), f in list(_locks.items()):
-        path = f.name
+    for (dev, ino), (path, f) in list(_locks.items()):
         try:
             st = os.stat(path)
             if (st.st_dev, st.st_ino) == (dev, ino):

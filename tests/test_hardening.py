@@ -96,6 +96,91 @@ def test_explicit_log_folder_must_be_inside_path_wd(wd, tmp_path):
     assert not os.path.exists(outside)
 
 
+# symbolic links planted where the run writes (issue 18, 2): refused before
+# anything is written, the link's target untouched
+
+def _plant(wd, rel, target_is_dir=False, tmp=None):
+    target = os.path.join(tmp, 'victim')
+    if target_is_dir:
+        os.makedirs(target)
+    else:
+        with open(target, 'w') as f:
+            f.write('precious')
+    link = os.path.join(wd, rel)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(target, link)
+    return target
+
+
+@pytest.mark.parametrize('rel,is_dir', [
+    ('log', True),                                   # path_wd/log -> outside
+    ('log/gui/test', True),                          # the run folder itself
+    ('log/gui/test/.snntb_adaptive.lock', False),
+    ('log/gui/test/.snntb_adaptive_write_test', False),
+    ('log/gui/test/.config', False),
+    ('log/gui/test/normalization', True),
+    ('log/gui/test/results.json', False),
+    ('model_parsed.h5', False),
+    ('model_INI.h5', False),
+])
+def test_planted_links_are_refused(wd, tmp_path, rel, is_dir):
+    from snntb_adaptive.cli import main
+    target = _plant(wd, rel, is_dir, str(tmp_path))
+    path = _cfg(wd)
+    _fails(path, 'symbolic link', 'Remove the link')
+    assert main(['-t', path]) == 2
+    if is_dir:
+        assert os.listdir(target) == []
+    else:
+        assert open(target).read() == 'precious'
+
+
+@pytest.mark.parametrize('key,value', [
+    ('filename_parsed_model', '../escaped'),
+    ('filename_parsed_model', '/tmp/escaped_parsed'),
+    ('filename_snn', '../../escaped_snn'),
+])
+def test_model_files_written_inside_path_wd(wd, key, value):
+    path = _cfg(wd, [('[paths]\n', '[paths]\n{} = {}\n'.format(key,
+                                                                value))])
+    _fails(path, '[paths] {} = {}'.format(key, value), 'outside path_wd',
+           '{} = {}'.format(key, os.path.basename(value)))
+    assert not os.path.exists('/tmp/escaped_parsed.h5')
+
+
+def test_default_parsed_name_next_to_a_model_outside_is_refused(wd):
+    # SNN-TB names the parsed model after filename_ann: a model given as
+    # ../models/m would get ../models/m_parsed.h5, outside path_wd
+    os.makedirs(os.path.join(wd, 'sub'))
+    path = _cfg(os.path.join(wd, 'sub'), data=os.path.join(wd, 'data'),
+                ann='../model')
+    _fails(path, '[paths] filename_parsed_model is empty',
+           'filename_parsed_model = model_parsed')
+    path = _cfg(os.path.join(wd, 'sub'), data=os.path.join(wd, 'data'),
+                ann='../model', replace=[(
+                    '[paths]\n', '[paths]\nfilename_parsed_model = p\n'
+                    'filename_snn = s\n')])
+    setup(path)
+
+
+def test_prepare_data_replaces_a_planted_link_never_its_target(tmp_path):
+    from snntb_adaptive import data
+    victim = tmp_path / 'victim'
+    victim.write_text('precious')
+    out = tmp_path / 'out'
+    out.mkdir()
+    os.symlink(victim, out / 'x_test.npz.tmp.npz')
+    x = np.zeros((4, 8, 8), np.uint8)
+    data.write_snntb_dataset(str(out), x, np.arange(4), x, 10)
+    assert victim.read_text() == 'precious'
+    os.symlink(victim, out / 'other')
+    with pytest.raises(DataError, match='already holds'):
+        os.remove(out / 'x_test.npz')
+        os.symlink(victim, out / 'x_test.npz')
+        data.write_snntb_dataset(str(out), x, np.arange(4), x, 10)
+    assert victim.read_text() == 'precious'
+
+
 # -- 3. files get the usual mode -------------------------------------------
 
 def test_atomic_files_get_the_umask_mode(tmp_path):
