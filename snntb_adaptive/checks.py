@@ -405,10 +405,12 @@ def _first_link(folder, target):
     return None
 
 
-def _model_files(config):
-    """``(key, path)`` of the model files SNN-TB writes into ``path_wd``
-    (the parsed model when ``[tools] parse``, the converted SNN when
-    ``convert``), named as SNN-TB's ``update_setup`` will name them."""
+def _model_files(config, reads=False):
+    """``(key, name, path)`` of the model files SNN-TB writes into
+    ``path_wd`` (the parsed model when ``[tools] parse``, the converted SNN
+    when ``convert``; with ``reads``, also the parsed model it reads when
+    ``convert`` without ``parse``), named as SNN-TB's ``update_setup`` will
+    name them."""
     ann = config.get('paths', 'filename_ann')
     defaults = {'filename_parsed_model': ann + '_parsed',
                 'filename_snn': '{}_{}'.format(
@@ -416,7 +418,10 @@ def _model_files(config):
                                     fallback='INI'))}
     for key, tool in (('filename_parsed_model', 'parse'),
                       ('filename_snn', 'convert')):
-        if config.getboolean('tools', tool, fallback=True):
+        used = config.getboolean('tools', tool, fallback=True) or (
+            reads and key == 'filename_parsed_model' and
+            config.getboolean('tools', 'convert', fallback=True))
+        if used:
             name = config.get('paths', key) or defaults[key]
             yield key, name, os.path.join(config.get('paths', 'path_wd'),
                                           name + '.h5')
@@ -470,7 +475,7 @@ def check_writes(config):
 def check_log_dir(config):
     """The run's log folder: contained (:func:`run_log_dir`), writable, and
     taken for this process (a second run on it is refused)."""
-    from snntb_adaptive.progress import lock_run_folder
+    from snntb_adaptive.progress import lock_model_file, lock_run_folder
     log_dir = run_log_dir(config)
     try:
         os.makedirs(log_dir, exist_ok=True)
@@ -487,6 +492,9 @@ def check_log_dir(config):
             "log_dir_of_current_run (or path_wd / runlabel) to a writable "
             "folder".format(log_dir, e.strerror or e)) from None
     lock_run_folder(log_dir)
+    for key, _, path in _model_files(config, reads=True):
+        if os.path.isdir(os.path.dirname(path)):
+            lock_model_file(path, key)
 
 
 def precheck(config):

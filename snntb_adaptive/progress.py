@@ -200,8 +200,33 @@ def lock_run_folder(log_dir):
     when the process ends). A second process that wants the same folder
     gets a :class:`ConfigError` naming the process that holds it. Taking it
     again in the same process is a no-op."""
+    take_lock(os.path.join(log_dir, LOCK_FILE),
+              "the run folder {} is in use by {{}}; wait for that run to end, "
+              "or give this one its own [paths] runlabel".format(log_dir),
+              'give the run another [paths] runlabel')
+
+
+def lock_model_file(path, key):
+    """Take the model file ``path`` of ``path_wd`` (the parsed model or the
+    SNN, which runs with other run labels share; ``key`` the ``[paths]``
+    key that names it) for this process, as :func:`lock_run_folder` takes
+    the run folder: two runs that write or read one such file at the same
+    time (an HDF5 lock error, or a half-written model read) are refused
+    with one line instead."""
+    folder, name = os.path.split(path)
+    take_lock(os.path.join(folder, '.{}{}'.format(name, LOCK_FILE)),
+              "the model file {} is in use by {{}} (a run with another run "
+              "label on the same model); wait for that run to end, or give "
+              "this one its own [paths] {}".format(path, key),
+              'give [paths] {} another name'.format(key))
+
+
+def take_lock(path, busy, fix):
+    """An exclusive ``flock`` on the lock file ``path`` (opened without
+    following links), held until the process ends, then removed. ``busy``:
+    the message (``{}`` for the holder) when another process holds it;
+    ``fix``: what to do when the file cannot be opened."""
     import fcntl
-    path = os.path.join(log_dir, LOCK_FILE)
     while True:
         try:     # never through a link planted under the lock's name
             f = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT |
@@ -209,8 +234,8 @@ def lock_run_folder(log_dir):
         except OSError as e:
             raise ConfigError(
                 "the lock file {} cannot be opened ({}); remove it if it is a "
-                "symbolic link, or give the run another [paths] runlabel"
-                "".format(path, e.strerror or e)) from None
+                "symbolic link, or {}".format(path, e.strerror or e, fix)
+            ) from None
         st = os.fstat(f.fileno())
         key = (st.st_dev, st.st_ino)     # the folder may have been moved
         if key in _locks:
@@ -222,10 +247,7 @@ def lock_run_folder(log_dir):
             f.seek(0)
             holder = f.read().strip() or 'another process'
             f.close()
-            raise ConfigError(
-                "the run folder {} is in use by {}; wait for that run to "
-                "end, or give this one its own [paths] runlabel".format(
-                    log_dir, holder)) from None
+            raise ConfigError(busy.format(holder)) from None
         try:
             now = os.stat(path)
         except FileNotFoundError:

@@ -437,6 +437,33 @@ def test_second_run_on_the_same_folder_is_refused(wd):
     setup(path)          # free again once the other run has ended
 
 
+def test_two_labels_on_one_parsed_model_do_not_collide(wd):
+    # issue 18, 13: two run labels on the same model and path_wd started
+    # together crashed one run on the HDF5 lock of <model>_parsed.h5
+    first = _cfg(wd, label='first', name='first.ini')
+    second = _cfg(wd, label='second', name='second.ini')
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from conftest "
+            "import setup; setup(sys.argv[1]); print('held', flush=True); "
+            "import time; time.sleep(120)")
+    holder = subprocess.Popen(
+        [sys.executable, '-c', code, first, os.path.join(ROOT, 'tests')],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        for line in holder.stdout:          # setup prints its settings
+            if line.strip() == 'held':
+                break
+        _fails(second, 'model file {}'.format(os.path.join(
+            wd, 'model_parsed.h5')), 'in use by process {}'.format(
+            holder.pid), 'filename_parsed_model')
+        # with a parsed model of its own it runs beside the other
+        setup(_cfg(wd, label='second', name='second.ini', replace=[(
+            '[paths]\n', '[paths]\nfilename_parsed_model = second_parsed\n'
+            'filename_snn = second_snn\n')]))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # -- 12. resume follows contents, not locations ----------------------------
 
 def test_resume_after_moving_the_folder(tmp_path, capsys):
