@@ -19,7 +19,12 @@ crash (not JSON) is the batch being written when the run died: it is
 dropped.
 
 Without ``resume`` an existing ``progress.jsonl`` is kept, renamed
-``progress.<its modification time>.jsonl``; nothing is overwritten.
+``progress.<its modification time>.jsonl``, when the new run records its
+first batch (a run that fails before that changes nothing); nothing is
+overwritten. On resume, every record must also be one this run could have
+written (:func:`implausible`: batch index in range and not repeated, counts
+within the batch size, tables of the run's shape): the chain alone cannot
+tell, since anyone can recompute it.
 """
 
 import hashlib
@@ -135,13 +140,89 @@ def read_progress(path):
     return parsed[0], parsed[1:]
 
 
-class Progress:
-    """The progress file of one run."""
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    def __init__(self, log_dir, fp, resume, num_batches):
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _table(v, shape):
+    """``v`` as a float64 array of ``shape`` (None: any), or None when it is
+    not a (nested) list of numbers of that shape."""
+    def numbers(x):
+        return all(numbers(e) for e in x) if isinstance(x, list) \
+            else _number(x)
+    if not isinstance(v, list) or not numbers(v):
+        return None
+    try:
+        a = np.asarray(v, np.float64)
+    except (ValueError, OverflowError):
+        return None          # ragged, or an int beyond float range
+    if a.dtype != np.float64 or (shape is not None and a.shape != shape):
+        return None
+    return a
+
+
+def implausible(record, num_batches, batch_size=None, steps=None,
+                layers=None):
+    """Why a batch record (as :meth:`Progress.append` wrote it) cannot be
+    what a run of ``num_batches`` batches of ``batch_size`` images over
+    ``steps`` steps with ``layers`` spiking layers recorded, or None. The
+    chain protects against accidental damage only (anyone can recompute
+    it); this catches records a run cannot have written."""
+    b, n = record.get('batch'), record.get('n')
+    if not _whole(b) or not 0 <= b < num_batches:
+        return 'batch {!r} is not one of 0..{}'.format(b, num_batches - 1)
+    if not _whole(n) or n < 1 or (batch_size is not None and
+                                  n != batch_size):
+        return 'n = {!r}, but batches hold {} images'.format(
+            n, batch_size or 'at least 1')
+    correct = {}
+    for key in ('correct1', 'correctk'):
+        v = record.get(key)
+        if not isinstance(v, list) or not v or not all(
+                _whole(c) and 0 <= c <= n for c in v) or (
+                    steps is not None and len(v) != steps):
+            return '{} is not {} whole numbers from 0 to n = {}'.format(
+                key, steps or 'a list of', n)
+        correct[key] = v
+    if len(correct['correct1']) != len(correct['correctk']) or any(
+            c1 > ck for c1, ck in zip(correct['correct1'],
+                                      correct['correctk'])):
+        return 'correct1 exceeds correctk'
+    a1, ak = record.get('ann1'), record.get('annk')
+    if not (_whole(a1) and _whole(ak) and 0 <= a1 <= ak <= n):
+        return 'ann1 = {!r}, annk = {!r}: not 0 <= ann1 <= annk <= n'.format(
+            a1, ak)
+    shape = None if steps is None or layers is None else (steps, layers)
+    for key in ('spikes_per_step', 'theta_sum', 'theta_min', 'theta_max',
+                'synops_per_step'):
+        if key == 'synops_per_step' and key not in record:
+            continue
+        a = _table(record.get(key), shape)
+        if a is None:
+            return '{} is not a table of numbers{}'.format(
+                key, '' if shape is None else ' of shape {}'.format(shape))
+        counts = key in ('spikes_per_step', 'synops_per_step')
+        if np.isinf(a).any() or (counts and not (a >= 0).all()):
+            return '{} holds {} values'.format(
+                key, 'negative or NaN' if counts else 'infinite')
+    return None
+
+
+class Progress:
+    """The progress file of one run. A fresh run changes nothing on disk
+    until its first batch is recorded (an earlier file is kept aside then),
+    so a run that fails before it starts leaves the folder as it was."""
+
+    def __init__(self, log_dir, fp, resume, num_batches, batch_size=None,
+                 steps=None, layers=None):
         os.makedirs(log_dir, exist_ok=True)
         self.path = os.path.join(log_dir, PROGRESS_FILE)
         self.done = {}
+        self._fp, self._file = fp, None
         if os.path.exists(self.path):
             if resume:
                 header, records = read_progress(self.path)
@@ -152,8 +233,18 @@ class Progress:
                         "new [paths] runlabel, or set [adaptive_threshold] "
                         "resume = False to start afresh (the old file is then "
                         "kept under another name).".format(self.path))
-                self.done = {r['batch']: r for r in records
-                             if r['batch'] < num_batches}
+                for i, r in enumerate(records):
+                    why = implausible(r, num_batches, batch_size, steps,
+                                      layers)
+                    if why is None and r['batch'] in self.done:
+                        why = 'batch {} is recorded twice'.format(r['batch'])
+                    if why is not None:
+                        raise ConfigError(
+                            "resume: {} line {} cannot have been written by "
+                            "this run ({}); rename or delete the file to "
+                            "start the run afresh".format(self.path, i + 2,
+                                                          why))
+                    self.done[r['batch']] = r
                 # Rewrite without a partial last line, atomically.
                 text, self._chain = '', ''
                 for content in [header] + records:
@@ -163,22 +254,26 @@ class Progress:
                 log.info("resuming, {} of {} batches already done "
                          "({})".format(len(self.done), num_batches,
                                        self.path))
-            else:
-                kept = keep_aside(self.path)
-                log.info("kept the previous progress file as {}".format(
-                    kept))
+                self._file = open(self.path, 'a')
         elif resume:
             log.info("resume: no progress file {} yet; starting from the "
                      "first batch".format(self.path))
-        if not os.path.exists(self.path):
-            line, self._chain = chained_line('', {
-                'format': FORMAT, 'fingerprint': fp,
-                'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')})
-            write_atomic(self.path, line)
+
+    def _start(self):
+        """Keep an earlier file aside and write the header (first append)."""
+        if os.path.lexists(self.path):
+            kept = keep_aside(self.path)
+            log.info("kept the previous progress file as {}".format(kept))
+        line, self._chain = chained_line('', {
+            'format': FORMAT, 'fingerprint': self._fp,
+            'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')})
+        write_atomic(self.path, line)
         self._file = open(self.path, 'a')
 
     def append(self, batch, record, **extra):
         """Append one finished batch durably (flushed and synced)."""
+        if self._file is None:
+            self._start()
         line, chain = chained_line(
             self._chain, dict(_jsonable(record), batch=batch, **extra))
         self._file.write(line)
@@ -187,7 +282,8 @@ class Progress:
         self._chain = chain
 
     def close(self):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 LOCK_FILE = '.snntb_adaptive.lock'

@@ -457,7 +457,9 @@ class SNN(tmr_sim.SNN):
                 "batches, batches cannot be simulated apart).".format(
                     'executor = ray' if execution.executor == 'ray'
                     else 'resume = True'))
-        progress = Progress(log_dir, fp, resume, n // self.batch_size)
+        progress = Progress(log_dir, fp, resume, n // self.batch_size,
+                            self.batch_size, self._num_timesteps,
+                            len(self._layer_rows))
         self._run_log_dir, self._run_settings = log_dir, settings
         return Job(key, self.config, self.parsed_model, x_test, y_test,
                    self.recorder, progress)

@@ -269,6 +269,82 @@ def test_edited_progress_is_refused_naming_the_line(tmp_path, edit, line):
         Progress(log_dir, 'fp', True, 3)
 
 
+def _forge(path, change):
+    """Rewrite a progress file with ``change(records)`` applied and every
+    chain recomputed, as someone who knows the scheme could."""
+    from snntb_adaptive.progress import chained_line
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    for line in lines:
+        line.pop('chain')
+    header, records = lines[0], lines[1:]
+    records = change(records) or records
+    text, chain = '', ''
+    for content in [header] + records:
+        line, chain = chained_line(chain, content)
+        text += line
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+@pytest.mark.parametrize('change,why', [
+    (lambda r: r[0].update(correct1=[12, 9]), 'correct1 is not 2 whole'),
+    (lambda r: r[0].update(correct1=[-1, 9]), 'correct1 is not'),
+    (lambda r: r[0].update(correct1=['9', 9]), 'correct1 is not'),
+    (lambda r: r[0].update(correct1=[10 ** 30, 9]), 'correct1 is not'),
+    (lambda r: r[0].update(correct1=[9.5, 9]), 'correct1 is not'),
+    (lambda r: r[1].update(correctk=[0, 9]), 'correct1 exceeds correctk'),
+    (lambda r: r[0].update(n=20), 'n = 20, but batches hold 10'),
+    (lambda r: r[0].update(n='10'), "n = '10'"),
+    (lambda r: r[0].update(batch=7), 'batch 7 is not one of 0..2'),
+    (lambda r: r[0].update(batch=True), 'batch True'),
+    (lambda r: r[2].update(batch=1), 'batch 1 is recorded twice'),
+    (lambda r: r[0].update(ann1=11), 'ann1 = 11'),
+    (lambda r: r[0].update(spikes_per_step=[[1.0]]), 'shape (2, 1)'),
+    (lambda r: r[0].update(spikes_per_step=[[-1.0], [0.0]]), 'negative'),
+    (lambda r: r[0].update(theta_sum=[['x'], [1.0]]), 'theta_sum is not'),
+    (lambda r: r[0].update(theta_max=[[float('inf')], [1.0]]), 'infinite'),
+    (lambda r: r[0].update(theta_max=[[{'a': 1}], [1.0]]), 'theta_max is'),
+    (lambda r: r[0].pop('ann1') and None, 'missing ann1'),
+])
+def test_forged_progress_with_a_valid_chain_is_refused(tmp_path, change, why):
+    # issue 18, 5: the chain has no key, so a recomputed chain is accepted;
+    # every record must also be one this run could have written
+    from snntb_adaptive.progress import Progress
+    log_dir = str(tmp_path / 'log')
+    p = Progress(log_dir, 'fp', False, 3, 10, 2, 1)
+    for b in range(3):
+        p.append(b, {'n': 10, 'correct1': [b, 9], 'correctk': [9, 9],
+                     'spikes_per_step': [[1.0], [2.0]],
+                     'theta_sum': [[7.0], [7.0]],
+                     'theta_min': [[0.5], [0.5]], 'theta_max': [[1.0], [1.0]],
+                     'ann1': 9, 'annk': 10}, seconds=0.5, rss_mb=1.0)
+    p.close()
+    Progress(log_dir, 'fp', True, 3, 10, 2, 1).close()     # as written: fine
+    _forge(p.path, change)
+    with pytest.raises(ConfigError, match='start the run afresh') as e:
+        Progress(log_dir, 'fp', True, 3, 10, 2, 1)
+    assert why in str(e.value), str(e.value)
+
+
+def test_a_run_that_fails_before_its_first_batch_changes_nothing(tmp_path):
+    # issue 18, 15: a failing run had moved the previous progress.jsonl aside
+    # and left a header-only one
+    from snntb_adaptive.progress import Progress
+    log_dir, path = _progress_file(tmp_path)
+    before = {n: open(os.path.join(log_dir, n)).read()
+              for n in os.listdir(log_dir)}
+    p = Progress(log_dir, 'other fp', False, 3)
+    p.close()                               # e.g. the cluster was not there
+    assert {n: open(os.path.join(log_dir, n)).read()
+            for n in os.listdir(log_dir)} == before
+    p = Progress(log_dir, 'other fp', False, 3)
+    p.append(0, {'n': 1}, seconds=0.1)      # the first batch: now kept aside
+    p.close()
+    names = sorted(os.listdir(log_dir))
+    assert len(names) == 2 and any(n.startswith('progress.2') for n in names)
+
+
 def test_last_line_cut_short_is_dropped(tmp_path):
     from snntb_adaptive.progress import Progress
     log_dir, path = _progress_file(tmp_path)
