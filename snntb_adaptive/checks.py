@@ -497,6 +497,23 @@ def check_log_dir(config):
             lock_model_file(path, key)
 
 
+#: what gave ``ray_address`` when not the config file (the command line's
+#: ``--ray-address``, set by :mod:`snntb_adaptive.cli` for its run)
+ADDRESS_SOURCE = None
+
+
+def check_cluster(config):
+    """With ``executor = ray`` and a ``ray_address``: the cluster answers
+    (:func:`executors.check_cluster
+    <snntb_adaptive.executors.check_cluster>`), before any work."""
+    from snntb_adaptive.config import execution_from_config
+    execution = execution_from_config(config)
+    if execution.executor == 'ray' and execution.ray_address:
+        from snntb_adaptive.executors import check_cluster as check
+        check(execution, ADDRESS_SOURCE or
+              '[adaptive_threshold] ray_address')
+
+
 def precheck(config):
     """All checks, on SNN-TB's merged config (defaults + user file), before
     SNN-TB's own ``update_setup`` runs."""
@@ -536,6 +553,7 @@ def precheck(config):
         check_no_code(parsed)
     check_dataset(config, info)
     check_memory(config, info)
+    check_cluster(config)
     check_writes(config)
     check_log_dir(config)
     return info

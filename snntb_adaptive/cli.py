@@ -36,12 +36,19 @@ def run_config(path, resume=False, executor=None, ray_address=None):
         raise ConfigError("config file {} not found".format(path))
     from snntb_adaptive.config import (SECTION, is_adaptive,
                                        settings_from_config)
+    from snntb_adaptive import checks, hooks
     from snntb_adaptive.pipeline import validate
-    config = validate(path)     # quiets TensorFlow before SNN-TB loads it
-    from snntoolbox.bin.utils import run_pipeline
     overrides = {key: value for key, value in (
         ('resume', 'True' if resume else None), ('executor', executor),
         ('ray_address', ray_address)) if value is not None}
+    hooks.COMMAND_LINE = {(SECTION, k): v for k, v in overrides.items()}
+    checks.ADDRESS_SOURCE = '--ray-address' if ray_address is not None \
+        else None
+    try:     # quiets TensorFlow before SNN-TB loads it
+        config = validate(path)
+    finally:
+        hooks.COMMAND_LINE, checks.ADDRESS_SOURCE = {}, None
+    from snntoolbox.bin.utils import run_pipeline
     if overrides:
         if not is_adaptive(config):
             raise ConfigError("--{} needs [conversion] spike_code = "
@@ -185,13 +192,19 @@ def _cmd_compare(args):
         raise ConfigError("--steps {}: give time steps from 1 on, "
                           "comma-separated (e.g. --steps 8,16,32)".format(
                               args.steps))
-    run_compare(args.config, _csv_list(args.settings), steps=steps,
-                out=args.out, etas=etas, reference=args.reference,
-                reference_label=args.reference_label,
-                raster_layer=args.raster_layer,
-                raster_sample=args.raster_sample,
-                raster_setting=args.raster_setting, title=args.title,
-                overrides=args.set + _executor_overrides(args))
+    from snntb_adaptive import checks
+    checks.ADDRESS_SOURCE = '--ray-address' if args.ray_address is not None \
+        else None
+    try:
+        run_compare(args.config, _csv_list(args.settings), steps=steps,
+                    out=args.out, etas=etas, reference=args.reference,
+                    reference_label=args.reference_label,
+                    raster_layer=args.raster_layer,
+                    raster_sample=args.raster_sample,
+                    raster_setting=args.raster_setting, title=args.title,
+                    overrides=args.set + _executor_overrides(args))
+    finally:
+        checks.ADDRESS_SOURCE = None
     return 0
 
 

@@ -24,6 +24,7 @@ adds one section::
                             # auto or host:port: join that cluster
     workers = 0             # Ray workers; 0: one per threads_per_worker CPUs
     threads_per_worker = 1  # TensorFlow threads of each Ray worker
+    ray_timeout = 30        # seconds a cluster at ray_address has to answer
     mem_init =              # initial membrane potential / V_max, in [0, 1)
                             # (empty: 0.5 for preset = calibrated, else 0)
     calibration_steps = 32  # preset = calibrated: the T it calibrates for
@@ -88,6 +89,7 @@ DEFAULTS = {
     'ray_address': '',
     'workers': '0',
     'threads_per_worker': '1',
+    'ray_timeout': '30',
     'mem_init': '',
     'calibration_steps': '32',
     'calibration_samples': '512',
@@ -309,6 +311,7 @@ class Execution:
     ray_address: str = ''
     workers: int = 0
     threads_per_worker: int = 1
+    ray_timeout: float = 30.0
 
 
 def _whole(key, value, lower):
@@ -331,7 +334,20 @@ def execution_from_mapping(values):
         ray_address=merged['ray_address'],
         workers=_whole('workers', merged['workers'], 0),
         threads_per_worker=_whole('threads_per_worker',
-                                  merged['threads_per_worker'], 1))
+                                  merged['threads_per_worker'], 1),
+        ray_timeout=_seconds('ray_timeout', merged['ray_timeout']))
+
+
+def _seconds(key, value):
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not 0 < number <= 86400:
+        raise ConfigError("[adaptive_threshold] {} = {!r}: give a number of "
+                          "seconds, more than 0 and at most 86400.".format(
+                              key, value))
+    return number
 
 
 def section_items(config):

@@ -161,6 +161,47 @@ class SimulationWorker:
         return rec, round(time.time() - t0, 4), rss_mb(), os.getpid()
 
 
+def check_cluster(execution, source='[adaptive_threshold] ray_address'):
+    """Before any work: a cluster answers at ``execution.ray_address``
+    (``auto``: the one Ray recorded on this machine) within
+    ``ray_timeout`` seconds, else a :class:`ConfigError` that names
+    ``source`` (the config key, or the ``--ray-address`` flag). Nothing to
+    check for an empty address (the run starts its own Ray)."""
+    import socket
+    address = execution.ray_address.strip()
+    if not address:
+        return
+    fix = ("start it with 'ray start --head --node-ip-address 127.0.0.1' "
+           "(see the README, Running on a cluster), or leave ray_address "
+           "empty to run a Ray instance on this machine")
+    target = address
+    if address == 'auto':
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+            target = canonicalize_bootstrap_address('auto')
+        except Exception as e:   # Ray says why in its own words
+            raise ConfigError(
+                "{} = auto: no running Ray cluster found on this machine "
+                "({}); {}".format(source, str(e).splitlines()[0] if str(e)
+                                  else type(e).__name__, fix)) from None
+    if target.startswith('ray://'):
+        target = target[len('ray://'):]
+    host, _, port = target.rpartition(':')
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            "{} = {}: not auto or host:port (for example 127.0.0.1:6379)"
+            "".format(source, address))
+    try:
+        socket.create_connection((host.strip('[]'), int(port)),
+                                 timeout=execution.ray_timeout).close()
+    except OSError as e:
+        raise ConfigError(
+            "{} = {}: no Ray cluster answers at {} within {:g} s ({}); {} "
+            "([adaptive_threshold] ray_timeout sets the wait)".format(
+                source, address, target, execution.ray_timeout,
+                e.strerror or type(e).__name__, fix)) from None
+
+
 def connect(execution):
     """Join the cluster of ``execution.ray_address``, or start a Ray
     instance on this machine; returns True when this call started it (the

@@ -59,6 +59,12 @@ def patch_datasets(module):
     compat.patch_datasets_utils(module)
 
 
+#: ``{(section, key): value}`` the command line sets on top of the config
+#: file (``--executor``, ``--ray-address``, ``--resume``): the checks see
+#: them (see :func:`snntb_adaptive.cli.run_config`)
+COMMAND_LINE = {}
+
+
 def patch_bin_utils(module):
     compat.literal_config_values(module)
     load_config = module.load_config
@@ -89,6 +95,8 @@ def patch_bin_utils(module):
             merged = module.load_config(os.path.join(
                 os.path.dirname(module.__file__), '..', 'config_defaults'))
             read_user_config(merged, config_filepath)
+            for (section, key), value in COMMAND_LINE.items():
+                merged.set(section, key, value)
             if is_adaptive(merged):
                 from snntb_adaptive.checks import precheck
                 settings_from_config(merged)

@@ -244,3 +244,74 @@ def test_execution_keys_are_validated():
         settings_from_mapping({'workers': '-1'})
     with pytest.raises(ConfigError, match="threads_per_worker = '0'"):
         settings_from_mapping({'threads_per_worker': '0'})
+    with pytest.raises(ConfigError, match="ray_timeout = '0'"):
+        settings_from_mapping({'ray_timeout': '0'})
+
+
+def _closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize('how', ['config', 'flag', 'compare'])
+def test_unreachable_cluster_is_one_line_before_any_work(wd, how, capsys):
+    # issue 18, 9: ray_address = 127.0.0.1:1 hung ~14 minutes after parsing
+    # and normalising; now checked first, naming where the address came from
+    from snntb_adaptive.cli import main
+    address = '127.0.0.1:{}'.format(_closed_port())
+    label = 'unreachable_' + how
+    if how == 'config':
+        cfg = _config(wd, label, 'ray', address)
+        args = ['-t', cfg]
+        source = '[adaptive_threshold] ray_address = ' + address
+    else:
+        cfg = _config(wd, label)
+        args = (['-t', cfg] if how == 'flag' else
+                ['compare', cfg, '--settings', 'paper', '--out',
+                 os.path.join(wd, label)]) + [
+            '--executor', 'ray', '--ray-address', address]
+        source = '--ray-address = ' + address
+    t0 = time.time()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert source in err and 'no Ray cluster answers' in err, err
+    assert time.time() - t0 < 60
+    log_dir = os.path.join(wd, 'log', 'gui', label)
+    assert not os.path.exists(os.path.join(log_dir, 'progress.jsonl'))
+    assert not os.path.exists(os.path.join(log_dir, 'normalization'))
+
+
+def test_cluster_check_waits_at_most_ray_timeout():
+    import socket
+    from snntb_adaptive.config import Execution
+    from snntb_adaptive.errors import ConfigError
+    from snntb_adaptive.executors import check_cluster
+    # a listening socket whose backlog is full does not complete a
+    # connection: stands in for a host that does not answer
+    srv = socket.socket()
+    srv.bind(('127.0.0.1', 0))
+    srv.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(srv.getsockname())
+            fillers.append(c)
+        address = '127.0.0.1:{}'.format(srv.getsockname()[1])
+        t0 = time.time()
+        try:
+            check_cluster(Execution('ray', address, ray_timeout=1.0))
+        except ConfigError as e:
+            assert 'within 1 s' in str(e)
+        assert time.time() - t0 < 10
+        with pytest.raises(ConfigError, match='not auto or host:port'):
+            check_cluster(Execution('ray', 'nonsense'))
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
