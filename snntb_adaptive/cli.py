@@ -461,18 +461,22 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    from snntb_adaptive.pipeline import (sigterm_as_interrupt,
+                                         stopped_early_message)
     try:
-        if args.terminal:
-            run_config(args.terminal, args.resume, args.executor,
-                       args.ray_address)
-            return 0
-        if not getattr(args, 'func', None):
-            parser.print_help()
-            return 2
-        return args.func(args)
+        with sigterm_as_interrupt():
+            if args.terminal:
+                run_config(args.terminal, args.resume, args.executor,
+                           args.ray_address)
+                return 0
+            if not getattr(args, 'func', None):
+                parser.print_help()
+                return 2
+            return args.func(args)
     except UserError as e:
         print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
         return e.exit_status
-    except KeyboardInterrupt:
-        print("{}interrupted".format(log.PREFIX), file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("{}{}".format(log.PREFIX, stopped_early_message(e)),
+              file=sys.stderr)
         return 130

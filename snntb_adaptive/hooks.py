@@ -52,6 +52,16 @@ def patch_conversion(module):
 def patch_simulation(module):
     compat.literal_config_values(module)
     compat.patch_simulation_utils(module)
+    original = module.AbstractSNN.run
+    if compat.is_patched(original):
+        return
+
+    def run(self, *args, **kwargs):
+        from snntb_adaptive.pipeline import SIMULATION_STARTED
+        SIMULATION_STARTED.append(True)     # for the message on Ctrl-C
+        return original(self, *args, **kwargs)
+
+    module.AbstractSNN.run = compat.mark_patched(run, original)
 
 
 def patch_datasets(module):
@@ -162,15 +172,19 @@ def patch_bin_run(module):
         return
 
     def main(filepath=None):
+        from snntb_adaptive.pipeline import (sigterm_as_interrupt,
+                                             stopped_early_message)
         log.setup()
         log.quiet_tensorflow()
         try:
-            return original(filepath)
+            with sigterm_as_interrupt():
+                return original(filepath)
         except UserError as e:
             print("{}error: {}".format(log.PREFIX, e), file=sys.stderr)
             raise SystemExit(e.exit_status)
-        except KeyboardInterrupt:
-            print("{}interrupted".format(log.PREFIX), file=sys.stderr)
+        except KeyboardInterrupt as e:
+            print("{}{}".format(log.PREFIX, stopped_early_message(e)),
+                  file=sys.stderr)
             raise SystemExit(130)
 
     module.main = compat.mark_patched(main, original)

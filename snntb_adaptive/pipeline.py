@@ -166,6 +166,7 @@ def simulate(simulate_batch, reset, parsed_model, x_test, y_test, batch_size,
     are saved.
     """
     from snntb_adaptive.progress import rss_mb
+    SIMULATION_STARTED.append(True)
     total = num_batches(num_to_test, len(x_test), batch_size)
     started = time.time()
     done_before = progress.done if progress is not None else {}
@@ -265,6 +266,29 @@ def batch_record(simulate_batch, reset, parsed_model, x_test, y_test,
         synops=synops)
     reset(b)
     return rec
+
+
+#: set when a simulation starts in this process (the plugin's, or SNN-TB's
+#: own simulator through :func:`snntb_adaptive.hooks.patch_simulation`)
+SIMULATION_STARTED = []
+
+
+def stopped_early_message(interrupt):
+    """The one line for Ctrl-C or SIGTERM (``interrupt``, the
+    ``KeyboardInterrupt``) that no simulation turned into its own message
+    (:func:`stopped_message`, which says what it saved): before the
+    simulation (checking, parsing, normalising, calibrating), or in SNN-TB's
+    own simulator, which keeps no progress."""
+    what = 'stopped by SIGTERM' if str(interrupt) == 'SIGTERM' \
+        else 'interrupted'
+    if SIMULATION_STARTED:
+        return ("{} during the simulation: SNN-TB's own simulator keeps no "
+                "progress; run the same command again".format(what))
+    return ("{} before the simulation began (while parsing, normalising or "
+            "calibrating): no batch was simulated, and nothing half-written "
+            "is kept (scale factors and calibration.json are written whole "
+            "or not at all); run the same command again to start over"
+            "".format(what))
 
 
 def stopped_message(what, progress, saved, total):

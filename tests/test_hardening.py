@@ -475,6 +475,34 @@ def test_interrupt_says_what_is_saved(tmp_path, how, word):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+@pytest.mark.parametrize('entry', ['python', 'snntoolbox'])
+def test_sigterm_during_calibration_is_one_line(tmp_path, entry):
+    # issue 18, 11: SIGTERM while calibrating ended with exit 143 and no word
+    wd = make_workdir(str(tmp_path / 'wd'), num_test=20, num_norm=300)
+    path = _cfg(wd, extra='\n[adaptive_threshold]\npreset = calibrated\n'
+                'calibration_steps = 400\ncalibration_samples = 300\n')
+    cmd = [sys.executable, '-m', 'snntb_adaptive', '-t', path] \
+        if entry == 'python' else [
+            os.path.join(os.path.dirname(sys.executable), 'snntoolbox'), '-t',
+            path]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if 'calibrating for T = 400' in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert 'Traceback' not in err
+    assert 'stopped by SIGTERM before the simulation began' in err, err
+    assert not os.path.exists(os.path.join(wd, 'log', 'gui', 'test',
+                                           'calibration.json'))
+
+
 def test_full_disk_says_what_is_saved(tmp_path, monkeypatch):
     from snntb_adaptive import progress as progress_mod
     calls = []
