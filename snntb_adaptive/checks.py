@@ -81,10 +81,55 @@ def read_model_config(path):
         return None
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ConfigError("model file {}: its architecture (model_config) is "
+                          "nested too deeply to read; save the model again "
+                          "with model.save(path)".format(path)) from None
     except (TypeError, ValueError) as e:
         raise ConfigError("model file {}: its architecture (model_config) "
                           "is not readable JSON ({}); save the model again "
                           "with model.save(path)".format(path, e)) from None
+
+
+def check_structure(path, config):
+    """The parts of a model file's ``model_config`` and ``training_config``
+    SNN-TB and Keras read, of the types they expect (a damaged or forged
+    file otherwise ends in a traceback deep inside Keras)."""
+    def bad(what):
+        return ConfigError(
+            "model file {}: {}; it was not written by tf-keras' model.save "
+            "(or was damaged): save the model again with model.save(path)"
+            "".format(path, what))
+    if not isinstance(config, dict) or not isinstance(
+            config.get('class_name'), str) or not isinstance(
+            config.get('config'), dict):
+        raise bad('its architecture (model_config) is not a Keras model '
+                  'description')
+    layers = config['config'].get('layers')
+    if not isinstance(layers, list) or not layers:
+        raise bad('its architecture lists no layers')
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(
+                layer.get('class_name'), str) or not isinstance(
+                layer.get('config'), dict) or not isinstance(
+                layer['config'].get('name', ''), str):
+            raise bad('layer {} of its architecture is not a Keras layer '
+                      'description'.format(i))
+        module = layer.get('module')
+        if module is not None and not (isinstance(module, str) and (
+                module.startswith('keras') or module.startswith('tf_keras'))):
+            raise bad('layer {} ({}) names the module {!r}, not a Keras one'
+                      ''.format(i, layer['class_name'], module))
+    import h5py
+    with h5py.File(path, 'r') as f:
+        raw = f.attrs.get('training_config')
+    try:
+        training = json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        training = None
+    if not isinstance(training, dict) or 'loss' not in training:
+        raise bad('its training configuration is not readable (SNN-TB reads '
+                  'the loss from it)')
 
 
 def check_no_code(path, config=None):
@@ -161,6 +206,7 @@ def check_model_file(path):
                 "m.compile('sgd', 'categorical_crossentropy', ['accuracy']); "
                 "m.save(path)".format(path))
     config = read_model_config(path)
+    check_structure(path, config)
     check_no_code(path, config)
     with h5py.File(path, 'r') as f:
         bad = []
@@ -183,6 +229,8 @@ def check_model_file(path):
                 "Supported layer types: {}.".format(
                     path, layer.get('config', {}).get('name'), cls,
                     ', '.join(sorted(CONVERTIBLE))))
+    check_batchnorm_order(path, layers, config.get('class_name') ==
+                          'Sequential')
     input_shape = None
     for layer in layers[:1]:
         c = layer.get('config', {})
@@ -199,6 +247,68 @@ def check_model_file(path):
             break
     return {'input_shape': input_shape, 'output_units': units,
             'layers': layers}
+
+
+#: layers a BatchNormalization may sit behind (walking back to the layer
+#: SNN-TB folds it into) without changing what the folded network computes
+_LINEAR_BETWEEN = ('Dropout', 'Flatten', 'Reshape', 'ZeroPadding2D',
+                   'AveragePooling2D', 'GlobalAveragePooling2D')
+_WITH_WEIGHTS = ('Conv1D', 'Conv2D', 'DepthwiseConv2D', 'Dense')
+
+
+def _predecessors(layers, sequential):
+    """``{name: the name of the layer feeding it}`` (one inbound only; None
+    for the first layer or where the file does not say)."""
+    names = [(layer.get('config') or {}).get('name') for layer in layers]
+    before = {}
+    for i, layer in enumerate(layers):
+        if sequential:
+            before[names[i]] = names[i - 1] if i > 0 else None
+            continue
+        try:
+            before[names[i]] = layer['inbound_nodes'][0][0][0]
+        except (KeyError, IndexError, TypeError):
+            before[names[i]] = None
+    return before
+
+
+def check_batchnorm_order(path, layers, sequential):
+    """SNN-TB folds a BatchNormalization into the layer with weights before
+    it, also across a ReLU, which computes another network (issue 18, 7:
+    97.5 % became 95.0 %): refuse a BatchNormalization behind a
+    nonlinearity, or with no layer with weights before it."""
+    by_name = {(layer.get('config') or {}).get('name'): layer
+               for layer in layers}
+    before = _predecessors(layers, sequential)
+    for layer in layers:
+        if layer.get('class_name') != 'BatchNormalization':
+            continue
+        name = layer['config'].get('name')
+        prev = by_name.get(before.get(name))
+        why = None
+        while why is None:
+            cls = None if prev is None else prev.get('class_name')
+            c = (prev or {}).get('config') or {}
+            if cls in _WITH_WEIGHTS:
+                if c.get('activation') not in (None, 'linear'):
+                    why = "after the {} activation of {!r} ({})".format(
+                        c.get('activation'), c.get('name'), cls)
+                break
+            if cls in _LINEAR_BETWEEN:
+                prev = by_name.get(before.get(c.get('name')))
+                continue
+            why = "with no Conv or Dense layer before it" if cls in (
+                None, 'InputLayer') else "after {!r} ({}), a nonlinearity" \
+                "".format(c.get('name'), cls)
+        if why is not None:
+            raise ConfigError(
+                "model {}: BatchNormalization layer {!r} comes {}; SNN-TB "
+                "folds it into the Conv or Dense layer before it, as if it "
+                "came before the nonlinearity, and would simulate a different "
+                "network. Put each BatchNormalization directly after a "
+                "linear Conv or Dense layer (activation in a separate layer "
+                "after it) and retrain, or fold it yourself".format(
+                    path, name, why))
 
 
 def check_regular_file(path, what, error=ConfigError):

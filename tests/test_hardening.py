@@ -846,3 +846,83 @@ def test_the_lock_file_goes_when_the_run_ends(wd):
     p = subprocess.run([sys.executable, '-c', code, log_dir, lock],
                        capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == 'True' and not os.path.exists(lock)
+
+
+# -- issue 18, 7: BatchNormalization behind a nonlinearity ----------------
+
+def _bn_model(path, order, functional=False):
+    from tensorflow import keras
+    L = keras.layers
+    inp = keras.Input((8, 8, 1))
+    x = inp
+    for kind in order:
+        x = {'conv_relu': lambda: L.Conv2D(4, 3, activation='relu'),
+             'conv': lambda: L.Conv2D(4, 3),
+             'relu': lambda: L.Activation('relu'),
+             'bn': lambda: L.BatchNormalization(),
+             'pool': lambda: L.AveragePooling2D(),
+             'maxpool': lambda: L.MaxPooling2D(),
+             'drop': lambda: L.Dropout(0.1)}[kind]()(x)
+    x = L.Flatten()(x)
+    out = L.Dense(10)(x)
+    model = keras.Model(inp, out) if functional else keras.Sequential(
+        [keras.Input((8, 8, 1))] + [lay for lay in keras.Model(
+            inp, out).layers[1:]])
+    model.compile('sgd', 'categorical_crossentropy')
+    model.save(path)
+
+
+@pytest.mark.parametrize('functional', [False, True])
+@pytest.mark.parametrize('order,why', [
+    (['conv_relu', 'bn'], "after the relu activation of"),
+    (['conv', 'relu', 'bn'], "a nonlinearity"),
+    (['conv', 'relu', 'drop', 'bn'], "a nonlinearity"),
+    (['conv', 'maxpool', 'bn'], "a nonlinearity"),
+    (['bn', 'conv'], "with no Conv or Dense layer before it"),
+    (['conv', 'bn', 'relu'], None),
+    (['conv', 'drop', 'pool', 'bn', 'relu'], None),
+])
+def test_batchnorm_behind_a_nonlinearity_is_refused(tmp_path, order, why,
+                                                    functional):
+    from snntb_adaptive.checks import check_model_file
+    path = str(tmp_path / 'm.h5')
+    _bn_model(path, order, functional)
+    if why is None:
+        check_model_file(path)
+        return
+    with pytest.raises(ConfigError, match='BatchNormalization layer') as e:
+        check_model_file(path)
+    assert why in str(e.value) and 'retrain' in str(e.value)
+
+
+# -- issue 18, 12: model files with forged or damaged descriptions ---------
+
+def _with_attr(src, dst, key, value):
+    import h5py
+    shutil.copy(src, dst)
+    with h5py.File(dst, 'a') as f:
+        f.attrs[key] = value
+    return dst
+
+
+@pytest.mark.parametrize('key,value,why', [
+    ('model_config', '[1, 2]', 'not a Keras model description'),
+    ('model_config', '{"class_name": "Functional", "config": {"layers": '
+     '[1]}}', 'layer 0 of its architecture'),
+    ('model_config', '{"class_name": "Functional", "config": {}}',
+     'lists no layers'),
+    ('model_config', '[' * 100000 + ']' * 100000, 'nested too deeply'),
+    ('model_config', '{"class_name": "Functional", "config": {"layers": '
+     '[{"class_name": "Dense", "module": "os", "config": {"name": "d"}}]}}',
+     "names the module 'os'"),
+    ('training_config', 'junk', 'training configuration is not readable'),
+    ('training_config', '{"nested": ' * 5000 + '1' + '}' * 5000,
+     'training configuration is not readable'),
+])
+def test_forged_model_descriptions_are_one_line(tmp_path, key, value, why):
+    from conftest import DIGITS_MODEL
+    from snntb_adaptive.checks import check_model_file
+    path = _with_attr(DIGITS_MODEL, str(tmp_path / 'm.h5'), key, value)
+    with pytest.raises(ConfigError) as e:
+        check_model_file(path)
+    assert why in str(e.value), str(e.value)
