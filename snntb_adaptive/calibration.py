@@ -585,6 +585,10 @@ def read(path):
         if not (isinstance(fp, str) and len(fp) == 64 and
                 all(c in '0123456789abcdef' for c in fp)):
             raise ValueError('its fingerprint is not a SHA-256')
+        seconds = data.get('seconds')
+        if not isinstance(seconds, (int, float)) or isinstance(
+                seconds, bool) or not seconds >= 0:
+            raise ValueError('its seconds is not a number of seconds')
         if data.get('content_sha256') != digest(data):
             raise ValueError('its content does not match its content_sha256:'
                              ' edited or damaged')

@@ -321,6 +321,32 @@ def check_regular_file(path, what, error=ConfigError):
         raise error("{} {} is {}; give a file".format(what, path, kind))
 
 
+def check_npz_size(path, archive):
+    """A :class:`DataError` when ``arr_0``'s header (read without loading
+    the array) claims more bytes than half the available memory, or than
+    the archive could hold (a forged header asked for 10^9 images and ended
+    in a MemoryError)."""
+    if archive is None:
+        return
+    try:
+        with archive.open('arr_0.npy') as member:
+            fmt = np.lib.format
+            read = fmt.read_array_header_1_0 if fmt.read_magic(
+                member) == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(member)
+    except (KeyError, ValueError, OSError, EOFError, SyntaxError):
+        return          # np.load says what is wrong with it
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = available_memory()
+    if have is not None and need > 0.5 * have:
+        raise DataError(
+            "{}: its header says {} values of shape {} ({:.1f} GiB), more "
+            "than half the available memory ({:.1f} GiB); give fewer "
+            "samples (prepare-data --num-test / --num-norm) or check the "
+            "file".format(path, dtype, tuple(shape), need / 2 ** 30,
+                          have / 2 ** 30))
+
+
 def load_arr0(folder, name):
     """SNN-TB's array ``arr_0`` of ``folder/name``; None when the file is
     missing; a :class:`DataError` for a folder, a pipe, an unreadable or
@@ -341,6 +367,7 @@ def load_arr0(folder, name):
                     "it with np.savez_compressed(path, array), or use "
                     "'python -m snntb_adaptive prepare-data'".format(
                         path, ', '.join(f.files) or 'no arrays'))
+            check_npz_size(path, f.zip if hasattr(f, 'zip') else None)
             arr = f['arr_0']
     except DataError:
         raise
@@ -564,6 +591,14 @@ def check_writes(config):
                 "{} is a symbolic link (to {}); the run would write through "
                 "it. Remove the link, or give [paths] {} another name".format(
                     link, os.readlink(link), key))
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            raise ConfigError(
+                "{} cannot be written (the folder {} is read-only), and SNN-TB "
+                "writes the {} there; make the folder writable, or set "
+                "[paths] path_wd to a writable folder that holds the model"
+                "".format(path, folder, 'parsed model' if key ==
+                          'filename_parsed_model' else 'converted SNN'))
     log_dir = run_log_dir(config)
     link = _first_link(wd, log_dir)
     if link is None and os.path.isdir(log_dir):

@@ -33,7 +33,10 @@ def run_config(path, resume=False, executor=None, ray_address=None):
     registration.install()
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        raise ConfigError("config file {} not found".format(path))
+        raise ConfigError("config file {} {}; give the path of an .ini file "
+                          "(see configs/ for examples)".format(
+                              path, 'is a folder' if os.path.isdir(path)
+                              else 'not found'))
     from snntb_adaptive.config import (SECTION, is_adaptive,
                                        settings_from_config)
     from snntb_adaptive import checks, hooks

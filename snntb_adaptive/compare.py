@@ -26,8 +26,10 @@ import io
 import os
 from collections import OrderedDict
 
+import numpy as np
+
 from snntb_adaptive.compat import write_atomic
-from snntb_adaptive.errors import ConfigError
+from snntb_adaptive.errors import ConfigError, CorruptFileError
 from snntb_adaptive.log import log, table
 from snntb_adaptive.config import PRESETS
 from snntb_adaptive.session import (STOCK, Session, format_markdown,
@@ -132,31 +134,106 @@ def load_comparison(out):
         names = sorted(n for n in os.listdir(runs) if os.path.isfile(
             os.path.join(runs, n, 'results.json')))
         if names:
-            return OrderedDict((n, load_results(os.path.join(
-                runs, n, 'results.json'))) for n in names), None
+            found = OrderedDict()
+            for n in names:
+                path = os.path.join(runs, n, 'results.json')
+                found[n] = load_results(path)
+                check_results(found[n], path)
+            return found, None
     if not os.path.isfile(summary):
         raise ConfigError("{} not found: give the --out folder of a "
                           "comparison".format(summary))
-    with open(summary) as f:
-        reader = csv.DictReader(f)
-        labels = [row['setting'] for row in reader]
-        steps = [int(c[4:]) for c in reader.fieldnames
-                 if c.startswith('acc@')]
-    results = OrderedDict(
-        (label, load_results(os.path.join(out, 'runs', label.replace(
-            ' ', '_'), 'results.json'))) for label in labels)
+    try:
+        with open(summary, newline='') as f:
+            reader = csv.DictReader(f)
+            labels = [row['setting'] for row in reader]
+            steps = [int(c[4:]) for c in reader.fieldnames
+                     if c.startswith('acc@')]
+    except (KeyError, TypeError, ValueError, csv.Error,
+            UnicodeDecodeError) as e:
+        raise CorruptFileError(
+            "{} is not a comparison's table ({}: {}); run the comparison "
+            "again".format(summary, type(e).__name__, e)) from None
+    for label in labels:
+        if not label or os.sep in label or label in (os.curdir, os.pardir):
+            raise CorruptFileError("{}: setting {!r} is not a folder name of "
+                                   "runs/".format(summary, label))
+    results = OrderedDict()
+    for label in labels:
+        path = os.path.join(out, 'runs', label.replace(' ', '_'),
+                            'results.json')
+        if not os.path.isfile(path):
+            raise CorruptFileError("{} names setting {!r}, but {} is not "
+                                   "there".format(summary, label, path))
+        results[label] = load_results(path)
+        check_results(results[label], path)
     return results, steps
+
+
+def check_results(res, path):
+    """A :class:`CorruptFileError` for a ``results.json`` whose parts the
+    table and plots read are not of the types a run writes."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) \
+            and np.isfinite(v)
+
+    def numbers(v):
+        return isinstance(v, list) and len(v) > 0 and all(
+            number(x) for x in v)
+    why = None
+    if not isinstance(res, dict):
+        why = 'not an object'
+    elif not numbers(res.get('accuracy_top1_per_step')) or not all(
+            0 <= a <= 1 for a in res['accuracy_top1_per_step']):
+        why = 'accuracy_top1_per_step is not a list of accuracies'
+    elif not number(res.get('ann_accuracy_top1')):
+        why = 'ann_accuracy_top1 is not a number'
+    elif not (isinstance(res.get('num_samples'), int) and
+              res['num_samples'] >= 1):
+        why = 'num_samples is not a whole number >= 1'
+    elif not isinstance(res.get('firing_rate_per_layer') or {}, dict) or \
+            not all(number(v) for v in (
+                res.get('firing_rate_per_layer') or {}).values()):
+        why = 'firing_rate_per_layer is not numbers per layer'
+    elif not isinstance(res.get('threshold_trace') or {}, dict) or not all(
+            isinstance(t, dict) and all(numbers(t.get(k)) for k in (
+                'mean', 'min', 'max')) for t in (
+                res.get('threshold_trace') or {}).values()):
+        why = 'threshold_trace is not mean, min and max per layer'
+    if why is not None:
+        raise CorruptFileError(
+            "{} cannot be drawn: {}; it is damaged, or not a results file of "
+            "this version: run its setting again".format(path, why))
+
+
+def _drawing(out, work):
+    """``work()``, with anything a damaged results file or table makes the
+    table or plots stumble over said in one line."""
+    try:
+        return work()
+    except (KeyError, TypeError, ValueError, IndexError,
+            AttributeError) as e:
+        raise CorruptFileError(
+            "the comparison in {} cannot be drawn ({}: {}); its results "
+            "files or summary.csv are damaged or of another version: run "
+            "the comparison again".format(out, type(e).__name__,
+                                          ' '.join(str(e).split())[:200])
+        ) from None
 
 
 def replot(out, reference=None, reference_label=None, title=None):
     """Redraw a comparison's plots (not Fig. 4, which needs a simulation)
     from ``out/summary.csv`` and ``out/runs/<setting>/results.json``."""
+    from snntb_adaptive.plots import read_reference_csv
+    if reference:
+        read_reference_csv(reference)       # before any drawing
     results, steps = load_comparison(out)
     if steps is None:
         raise ConfigError("{}: no summary.csv (the comparison was stopped); "
                           "merge its finished settings with plot ... --into"
                           "".format(out))
-    draw_plots(out, results, reference, reference_label, title)
+    _drawing(out, lambda: draw_plots(out, results, reference,
+                                     reference_label, title))
     return results
 
 
@@ -200,6 +277,11 @@ def merge(outs, into, title=None):
     if steps is None:
         raise ConfigError("none of {} has a summary.csv to take the steps "
                           "of the table from".format(', '.join(outs)))
+    return _drawing(', '.join(outs), lambda: _merged_table_and_plots(
+        merged, steps, into, title))
+
+
+def _merged_table_and_plots(merged, steps, into, title):
     os.makedirs(into, exist_ok=True)
     rows = []
     for label, res in merged.items():
@@ -221,8 +303,8 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
                 raster_layer='auto', raster_sample=0, raster_setting='paper',
                 title=None, overrides=()):
     from snntb_adaptive import plots
-    if reference and not os.path.isfile(reference):
-        raise ConfigError("--reference {}: file not found".format(reference))
+    if reference:   # checked now, not after the simulation
+        plots.read_reference_csv(reference)
     settings = expand_settings(settings, etas)
     for s in settings:
         name, _ = parse_setting(s)

@@ -132,7 +132,7 @@ def read_json_file(path, what):
     try:
         with open(path) as f:
             return json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptFileError(
             "{} {} is corrupt ({}); it was probably left by a run that "
             "crashed. Delete or rename it and run again; it will be "

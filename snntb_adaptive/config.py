@@ -432,8 +432,11 @@ def check_snntb_options(config):
             "[simulation] dt = {!r}: the adaptive threshold (SPEC Phase 2) is "
             "defined per time step with dt = 1. Set dt = 1."
             "".format(_get(config, 'simulation', 'dt')))
-    _number(config, 'cell', 'v_thresh', float, 1e-30,
-            text='V_max = [cell] v_thresh must be a positive number.')
+    # membranes, thresholds and inputs times V_max are float32: keep them
+    # far from its overflow and underflow
+    _number(config, 'cell', 'v_thresh', float, 1e-6, 1e6,
+            text='V_max = [cell] v_thresh must be a number from 1e-6 to 1e6 '
+            "(the membranes are float32; SNN-TB's default is 1).")
     tau_refrac = _number(config, 'cell', 'tau_refrac', float, 0,
                          text='Set tau_refrac = 0.')
     if tau_refrac != 0:

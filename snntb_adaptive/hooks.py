@@ -98,24 +98,43 @@ def patch_bin_utils(module):
         from snntb_adaptive.config import (
             check_snntb_options, format_settings, is_adaptive,
             settings_from_config)
-        if os.path.isfile(config_filepath):
-            # The plugin's checks first, on the merged config, so that bad
-            # values and files fail with a clear message before SNN-TB's
-            # own asserts and before any work.
-            merged = module.load_config(os.path.join(
-                os.path.dirname(module.__file__), '..', 'config_defaults'))
-            read_user_config(merged, config_filepath)
-            for (section, key), value in COMMAND_LINE.items():
-                merged.set(section, key, value)
-            if is_adaptive(merged):
-                from snntb_adaptive.checks import precheck
-                settings_from_config(merged)
-                check_snntb_options(merged)
-                if merged.get('paths', 'path_wd') == '':
-                    merged.set('paths', 'path_wd',
-                               os.path.dirname(config_filepath))
-                precheck(merged)
-        config = update_setup(config_filepath)
+        from snntb_adaptive.errors import ConfigError
+        if not os.path.isfile(config_filepath):
+            raise ConfigError("config file {} {}; give the path of an .ini "
+                              "file (see configs/ for examples)".format(
+                                  config_filepath, 'is a folder' if
+                                  os.path.isdir(config_filepath) else
+                                  'not found'))
+        # The plugin's checks first, on the merged config, so that bad
+        # values and files fail with a clear message before SNN-TB's
+        # own asserts and before any work.
+        merged = module.load_config(os.path.join(
+            os.path.dirname(module.__file__), '..', 'config_defaults'))
+        read_user_config(merged, config_filepath)
+        user = configparser.ConfigParser(interpolation=None)
+        read_user_config(user, config_filepath)
+        if not user.sections():
+            raise ConfigError(
+                "config file {} holds no settings; an SNN-TB config "
+                "needs at least [paths] path_wd, dataset_path and "
+                "filename_ann (see configs/ for examples)".format(
+                    config_filepath))
+        for (section, key), value in COMMAND_LINE.items():
+            merged.set(section, key, value)
+        if is_adaptive(merged):
+            from snntb_adaptive.checks import precheck
+            settings_from_config(merged)
+            check_snntb_options(merged)
+            if merged.get('paths', 'path_wd') == '':
+                merged.set('paths', 'path_wd',
+                           os.path.dirname(config_filepath))
+            precheck(merged)
+        try:
+            config = update_setup(config_filepath)
+        except AssertionError as e:   # SNN-TB's own checks of the config
+            raise ConfigError("config file {}: {} (SNN-TB's check of the "
+                              "config)".format(config_filepath, ' '.join(
+                                  str(e).split()) or 'rejected')) from None
         if is_adaptive(config):
             log.table(format_settings(settings_from_config(config), config))
         return config

@@ -11,6 +11,8 @@
   beside adaptive.
 """
 
+import os
+
 import numpy as np
 
 
@@ -39,8 +41,25 @@ def _save(plt, fig, path, title=None, ax=None):
 
 def read_reference_csv(path):
     """``(t, accuracy in [0, 1])`` from a CSV of ``t,percent`` rows
-    (``#`` comments allowed)."""
-    data = np.loadtxt(path, delimiter=',', comments='#', ndmin=2)
+    (``#`` comments allowed); a :class:`ConfigError` for anything else."""
+    from snntb_adaptive.errors import ConfigError
+    if not os.path.isfile(path):
+        raise ConfigError("--reference {}: file not found".format(path))
+    import warnings
+    try:
+        with warnings.catch_warnings():   # an empty file: said below
+            warnings.simplefilter('ignore', UserWarning)
+            data = np.loadtxt(path, delimiter=',', comments='#', ndmin=2)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            "--reference {}: not rows of two numbers 't,percent' ({})".format(
+                path, ' '.join(str(e).split())[:120])) from None
+    if data.shape[0] == 0 or data.shape[1] != 2 or not np.all(
+            np.isfinite(data)) or not np.all((data[:, 1] >= 0) &
+                                             (data[:, 1] <= 100)):
+        raise ConfigError(
+            "--reference {}: give rows 't,percent' (two finite numbers, the "
+            "percent from 0 to 100), e.g. 25,81.5".format(path))
     return data[:, 0], data[:, 1] / 100.0
 
 

@@ -117,7 +117,7 @@ def read_progress(path):
     for i, line in enumerate(lines):
         try:
             content = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             if i == len(lines) - 1 and i > 0:
                 break          # the batch being written when the run died
             raise damaged(i, 'not JSON') from None

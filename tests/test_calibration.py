@@ -489,6 +489,13 @@ def _rewrite(path, change, rehash=True):
     (lambda d: d['layers'][1]['initial_membrane'].__setitem__(0, 1e38),
      True, 'initial_membrane out of range'),
     (lambda d: d['layers'].__setitem__(0, 'x'), True, 'not an object'),
+    # issue 18, 12: fields missing or of the wrong type
+    (lambda d: d.pop('seconds'), True, 'seconds is not a number'),
+    (lambda d: d.__setitem__('seconds', 'soon'), True, 'seconds is not'),
+    (lambda d: d.pop('fingerprint'), True, 'not a SHA-256'),
+    (lambda d: d.__setitem__('fingerprint', 12), True, 'not a SHA-256'),
+    (lambda d: d['layers'][0].__setitem__('name', {'a': 1}), True,
+     'not an object with a name'),
 ])
 def test_an_edited_or_hostile_calibration_file_is_refused(wd, tmp_path,
                                                           change, rehash,

@@ -53,7 +53,7 @@ SNNTB_CASES = [
     ('[cell]\nleak = True\n', '[cell] leak = True', 'leak = False'),
     ('[cell]\npayloads = True\n', '[cell] payloads = True',
      'payloads = False'),
-    ('[cell]\nv_thresh = 0\n', "[cell] v_thresh = '0'", 'positive'),
+    ('[cell]\nv_thresh = 0\n', "[cell] v_thresh = '0'", 'from 1e-6 to 1e6'),
     ('[input]\npoisson_input = True\n', '[input] poisson_input = True',
      'poisson_input = False'),
     ('[normalization]\nonline_normalization = True\n',

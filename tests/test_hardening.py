@@ -926,3 +926,141 @@ def test_forged_model_descriptions_are_one_line(tmp_path, key, value, why):
     with pytest.raises(ConfigError) as e:
         check_model_file(path)
     assert why in str(e.value), str(e.value)
+
+
+# -- issue 18, 12: the other tracebacks, one line each ---------------------
+
+@pytest.mark.parametrize('entry', ['python', 'snntoolbox'])
+@pytest.mark.parametrize('what', ['empty', 'folder', 'no_paths'])
+def test_empty_or_folder_config_is_one_line(tmp_path, entry, what):
+    path = tmp_path / 'c.ini'
+    if what == 'folder':
+        path.mkdir()
+    elif what == 'empty':
+        path.write_text('')
+    else:
+        path.write_text('[simulation]\nduration = 5\n')
+    cmd = [sys.executable, '-m', 'snntb_adaptive', '-t', str(path)] \
+        if entry == 'python' else [
+            os.path.join(os.path.dirname(sys.executable), 'snntoolbox'), '-t',
+            str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines()
+             if line.startswith('snntb-adaptive: error')]
+    assert len(lines) == 1, proc.stderr
+    assert {'folder': 'is a folder', 'empty': 'holds no settings',
+            'no_paths': "SNN-TB's check of the config"}[what] in lines[0]
+
+
+@pytest.mark.parametrize('value', ['1e308', 'inf', 'nan', '1e-300'])
+def test_v_thresh_far_from_float32_is_refused(wd, value):
+    path = _cfg(wd, extra='\n[cell]\nv_thresh = {}\n'.format(value))
+    _fails(path, "[cell] v_thresh = '{}'".format(value), 'from 1e-6 to 1e6')
+
+
+def test_read_only_path_wd_is_found_before_any_work(wd, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, 'access', lambda p, mode, **kw: False if (
+        os.path.abspath(p) == os.path.abspath(wd) and mode == os.W_OK)
+        else real(p, mode, **kw))
+    _fails(_cfg(wd), 'model_parsed.h5 cannot be written',
+           'is read-only', 'writable folder')
+    assert not os.path.exists(os.path.join(wd, 'log'))
+
+
+def _forged_npz(path, shape):
+    import zipfile
+    with zipfile.ZipFile(path, 'w') as z:
+        with z.open('arr_0.npy', 'w') as member:
+            np.lib.format.write_array_header_1_0(member, {
+                'descr': '<f4', 'fortran_order': False, 'shape': shape})
+
+
+def test_npz_header_claiming_a_billion_images_is_one_line(wd):
+    _forged_npz(os.path.join(wd, 'data', 'x_test.npz'),
+                (10 ** 9, 8, 8, 1))
+    _fails(_cfg(wd), 'x_test.npz: its header says', 'available memory')
+
+
+def test_nested_json_in_files_of_earlier_runs_is_one_line(wd, tmp_path):
+    from snntb_adaptive.compat import read_json_file
+    from snntb_adaptive.progress import read_progress
+    deep = '[' * 100000 + ']' * 100000
+    path = tmp_path / 'deep.json'
+    path.write_text(deep)
+    with pytest.raises(CorruptFileError, match='is corrupt'):
+        read_json_file(str(path), 'results file')
+    prog = tmp_path / 'progress.jsonl'
+    prog.write_text(deep + '\n')
+    with pytest.raises(ConfigError, match='damaged at line 1'):
+        read_progress(str(prog))
+
+
+@pytest.mark.parametrize('content', ['x,y\n1,abc\n', '1,2,3\n', '1,120\n',
+                                     ''])
+def test_bad_reference_csv_is_found_before_the_comparison(wd, tmp_path,
+                                                          content, capsys):
+    from snntb_adaptive.cli import main
+    ref = tmp_path / 'ref.csv'
+    ref.write_text(content)
+    out = tmp_path / 'out'
+    assert main(['compare', _cfg(wd), '--settings', 'paper', '--out',
+                 str(out), '--reference', str(ref)]) == 2
+    assert '--reference {}'.format(ref) in capsys.readouterr().err
+    assert not out.exists() and not os.path.exists(
+        os.path.join(wd, 'log', 'gui', 'test', 'normalization'))
+
+
+@pytest.fixture(scope='module')
+def small_comparison(tmp_path_factory):
+    from snntb_adaptive.cli import main
+    wd = make_workdir(str(tmp_path_factory.mktemp('plotwd')), num_test=20,
+                      num_norm=20)
+    out = str(tmp_path_factory.mktemp('cmp') / 'out')
+    assert main(['compare', _cfg(wd, duration=8), '--settings', 'paper',
+                 '--steps', '4', '--out', out, '--raster-layer',
+                 'none']) == 0
+    return out
+
+
+@pytest.mark.parametrize('damage,why', [
+    (lambda r: r.__setitem__('accuracy_top1_per_step', 'x'),
+     'accuracy_top1_per_step is not'),
+    (lambda r: r.__setitem__('accuracy_top1_per_step', [2.0]),
+     'accuracy_top1_per_step is not'),
+    (lambda r: r.pop('ann_accuracy_top1'), 'ann_accuracy_top1 is not'),
+    (lambda r: r.__setitem__('firing_rate_per_layer', {'a': 'b'}),
+     'firing_rate_per_layer'),
+    (lambda r: r.__setitem__('threshold_trace', {'a': {'mean': [1]}}),
+     'threshold_trace'),
+    (lambda r: r.__setitem__('num_samples', None), 'num_samples'),
+    ('summary', 'is not a comparison'),
+    ('summary_label', 'is not a folder name'),
+    ('nested', 'is corrupt'),
+])
+def test_plot_on_damaged_inputs_is_one_line(small_comparison, tmp_path,
+                                            damage, why, capsys):
+    from snntb_adaptive.cli import main
+    out = str(tmp_path / 'copy')
+    shutil.copytree(small_comparison, out)
+    res_path = os.path.join(out, 'runs', 'paper', 'results.json')
+    if damage == 'summary':
+        with open(os.path.join(out, 'summary.csv'), 'w') as f:
+            f.write('what,acc@x\n1,2\n')
+    elif damage == 'summary_label':
+        with open(os.path.join(out, 'summary.csv'), 'w') as f:
+            f.write('setting,acc@4\n../../x,2\n')
+    elif damage == 'nested':
+        with open(res_path, 'w') as f:
+            f.write('[' * 100000 + ']' * 100000)
+    else:
+        with open(res_path) as f:
+            res = json.load(f)
+        damage(res)
+        with open(res_path, 'w') as f:
+            json.dump(res, f)
+    assert main(['plot', out]) == 2
+    err = capsys.readouterr().err
+    assert why in err and 'Traceback' not in err, err
