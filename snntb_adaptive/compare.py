@@ -39,6 +39,8 @@ from snntb_adaptive.session import (STOCK, Session, format_markdown,
 #: the stock side of Fig. 4, and how the figure names it
 STOCK_TWIN = 'authors_executed:eta_scale=1:update=none'
 STOCK_TWIN_LABEL = 'plugin, eta = 1, update = none (spikes of stock SNN-TB)'
+#: a comparison's plot settings (its title), for ``plot`` to redraw with
+PLOTS_FILE = 'plots.json'
 
 
 def expand_settings(settings, etas=None):
@@ -111,8 +113,19 @@ def parse_overrides(items):
 def draw_plots(out, results, reference=None, reference_label=None,
                title=None):
     """accuracy.png, accuracy_log.png (log-scale steps), firing_rates.png
-    and thresholds.png of a comparison."""
+    and thresholds.png of a comparison. The title is kept in
+    ``plots.json``, so that ``plot`` redraws with it when given none."""
+    import json
     from snntb_adaptive import plots
+    kept = os.path.join(out, PLOTS_FILE)
+    if title is None and os.path.isfile(kept):
+        try:
+            with open(kept) as f:
+                title = json.load(f).get('title')
+        except (ValueError, AttributeError, RecursionError):
+            title = None
+        title = title if isinstance(title, str) else None
+    write_atomic(kept, json.dumps({'title': title}) + '\n')
     plots.accuracy_per_step(results, os.path.join(out, 'accuracy.png'),
                             reference, reference_label, title)
     plots.accuracy_log_steps(results, os.path.join(out, 'accuracy_log.png'),
@@ -353,9 +366,11 @@ def run_compare(config_path, settings, steps=(25, 50, 100, 200), out=None,
         for label, setting in [(STOCK_TWIN_LABEL, STOCK_TWIN),
                                (label_of(raster_setting), raster_setting)]:
             trains[label] = session.spike_train(setting, k, raster_sample)
+        colour = plots.colours(results)
+        colour[STOCK_TWIN_LABEL] = colour.get(STOCK, 'C0')
         plots.figure4(trains, os.path.join(
             out, 'fig4_{}.png'.format(folder_of(lname))), lname,
-            raster_sample)
+            raster_sample, colour=colour)
     table('\n' + header + format_markdown(rows))
     log.info("written to {}".format(out))
     return results, rows

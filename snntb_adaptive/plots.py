@@ -26,14 +26,24 @@ def _plt():
     return plt
 
 
-def _save(plt, fig, path, title=None, ax=None):
-    """Title (on ``ax``, else the figure), layout, PNG, close."""
+def colours(names):
+    """One colour per setting, by its place among all settings of the
+    comparison: a setting keeps its colour in every figure, also in those
+    that leave some settings out."""
+    return {name: 'C{}'.format(i % 10) for i, name in enumerate(names)}
+
+
+def _save(plt, fig, path, title=None, ax=None, bottom=0.0):
+    """Title (on ``ax``, else the figure), layout (``bottom``: the fraction
+    kept free for a legend below), PNG, close."""
+    top = 1.0
     if title:
         if ax is not None:
             ax.set_title(title, fontsize=10)
         else:
             fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+            top = 0.95
+    fig.tight_layout(rect=(0, bottom, 1, top))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -74,10 +84,14 @@ def accuracy_per_step(results, path, reference=None, reference_label=None,
     zoom = zoom or min(T, max(20, T // 5))
     ann = next(iter(results.values()))['ann_accuracy_top1'] * 100
     ref = read_reference_csv(reference) if reference else None
+    from matplotlib.ticker import MaxNLocator
+    colour = colours(results)
     for ax, last in zip(axes, (T, zoom)):
         for name, res in results.items():
             acc = np.asarray(res['accuracy_top1_per_step'])[:last] * 100
-            ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4)
+            ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4,
+                    color=colour[name])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.axhline(ann, color='k', ls=':', lw=1,
                    label='ANN ({:.2f} %)'.format(ann))
         if ref is not None:
@@ -102,19 +116,27 @@ def accuracy_log_steps(results, path, title=None):
     fig, ax = plt.subplots(figsize=(8, 4.8))
     ann = next(iter(results.values()))['ann_accuracy_top1'] * 100
     T = 1
+    colour = colours(results)
     for name, res in results.items():
         acc = np.asarray(res['accuracy_top1_per_step']) * 100
         T = max(T, len(acc))
-        ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4)
+        ax.plot(np.arange(1, len(acc) + 1), acc, label=name, lw=1.4,
+                color=colour[name])
     ax.axhline(ann, color='k', ls=':', lw=1, label='ANN ({:.2f} %)'.format(
         ann))
+    from matplotlib.ticker import FixedLocator, NullLocator
     ax.set_xscale('log', base=2)
     ax.set_xlim(1, T)
+    ax.xaxis.set_major_locator(FixedLocator(
+        [2 ** k for k in range(int(np.log2(T)) + 1)]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter('{x:.0f}')
     ax.set_ylim(0, 100)
     ax.set_xlabel('time step (log scale)')
     ax.set_ylabel('top-1 accuracy (%)')
     ax.grid(alpha=0.3, which='both')
-    ax.legend(fontsize=8, loc='upper left')
+    # late steps are near the ANN, early ones low: the lower right is free
+    ax.legend(fontsize=8, loc='lower right')
     return _save(plt, fig, path, title)
 
 
@@ -140,20 +162,28 @@ def firing_rates(results, path, title=None):
              if r.get('firing_rate_per_layer')}
     if not named:
         return None
+    colour = colours(results)
+    left_out = [n for n in results if n not in named]
     layers = _layer_union(r['firing_rate_per_layer'] for r in named.values())
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers) + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(layers) + 3), 4.8))
     width = 0.8 / len(named)
     x = np.arange(len(layers))
     for i, (name, res) in enumerate(named.items()):
         # a layer a setting has no neurons in (linear pooling) has no bar
         rates = [res['firing_rate_per_layer'].get(lay, np.nan)
                  for lay in layers]
-        ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=name)
+        ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=name,
+               color=colour[name])
     ax.set_xticks(x)
     ax.set_xticklabels(layers, rotation=45, ha='right', fontsize=7)
+    ax.set_xlabel('spiking layer')
     ax.set_ylabel('firing rate (spikes / neuron / step)')
     ax.legend(fontsize=8)
-    return _save(plt, fig, path, title, ax)
+    if left_out:
+        ax.text(0.0, 1.01, 'not shown: {} (SNN-TB\'s simulator records no '
+                'per-layer rates)'.format(', '.join(left_out)),
+                transform=ax.transAxes, fontsize=7, va='bottom')
+    return _save(plt, fig, path, title, ax if not left_out else None)
 
 
 def threshold_traces(results, path, title=None):
@@ -166,26 +196,36 @@ def threshold_traces(results, path, title=None):
     rows = -(-len(layers) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows),
                              squeeze=False, sharex=True)
+    colour = colours(results)
+    handles = {}
     for ax, lay in zip(axes.flat, layers):
         for name, res in named.items():
             if lay not in res['threshold_trace']:
                 continue           # no neurons there in this setting
             tr = res['threshold_trace'][lay]
             t = np.arange(1, len(tr['mean']) + 1)
-            line, = ax.plot(t, tr['mean'], lw=1.2, label=name)
+            handles[name], = ax.plot(t, tr['mean'], lw=1.2, label=name,
+                                     color=colour[name])
             ax.fill_between(t, tr['min'], tr['max'], alpha=0.15,
-                            color=line.get_color())
+                            color=colour[name])
         ax.set_title(lay, fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(layers):]:
+    for i, ax in enumerate(list(axes.flat)[len(layers):], len(layers)):
         ax.axis('off')
-    axes.flat[0].legend(fontsize=6)
-    fig.supxlabel('time step', fontsize=9)
+        # the panel above an empty one shows its own step ticks
+        axes.flat[i - cols].xaxis.set_tick_params(labelbottom=True)
+    # one legend for all panels, below them, where it covers no band
+    height = 2.6 * rows + 0.9
+    fig.set_figheight(height)
+    fig.legend(list(handles.values()), list(handles), loc='lower center',
+               ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.supxlabel('time step', fontsize=9, y=0.32 / height, va='bottom')
     fig.supylabel('threshold theta (mean, min-max band)', fontsize=9)
-    return _save(plt, fig, path, title)
+    return _save(plt, fig, path, title, bottom=0.55 / height)
 
 
-def figure4(trains, path, layer_name, sample, max_neurons=400, title=None):
+def figure4(trains, path, layer_name, sample, max_neurons=400, title=None,
+            colour=None):
     """``trains``: mapping setting name -> spikes ``(T, ...)`` of one layer
     for one sample. Left: raster (the first ``max_neurons`` neurons that
     fire in any setting); right: histogram of ``r / r_max``."""
@@ -208,12 +248,13 @@ def figure4(trains, path, layer_name, sample, max_neurons=400, title=None):
         rate = f.sum(0) / f.shape[0]
         r = rate[rate > 0] / rate.max() if rate.max() > 0 else rate[:0]
         ax2 = axes[row, 1]
-        ax2.hist(r, bins=20, range=(0, 1), color='C{}'.format(row))
+        ax2.hist(r, bins=20, range=(0, 1),
+                 color=(colour or {}).get(n, 'C{}'.format(row)))
         ax2.set_xlabel('normalised firing rate r / r_max (firing neurons)',
                        fontsize=8)
         ax2.set_ylabel('neurons', fontsize=8)
-        ax2.set_title('{}: mean r / r_max = {:.3f}'.format(
-            n, float(r.mean()) if r.size else 0.0), fontsize=9)
+        ax2.set_title('mean r / r_max = {:.3f}'.format(
+            float(r.mean()) if r.size else 0.0), fontsize=9)
     axes[-1, 0].set_xlabel('time step', fontsize=8)
     return _save(plt, fig, path, title or 'Fig. 4: layer {}, sample {}'
                  .format(layer_name, sample))

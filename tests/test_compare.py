@@ -164,3 +164,42 @@ def test_prepare_data_from_shared_mnist(tmp_path):
         str(out), '--num-test', '100', '--norm-key', 'x_train',
         '--norm-every', '600']) == 0
     assert np.load(out / 'x_norm.npz')['arr_0'].shape == (100, 28, 28, 1)
+
+
+def test_figures_keep_a_setting_colour_and_the_title(tmp_path, monkeypatch):
+    # issue 18, 18: paper was orange in accuracy.png but blue in
+    # firing_rates.png and thresholds.png (stock has no per-layer rates);
+    # `plot` redrew without titles; the zoom panel had ticks at 2.5, 7.5
+    from matplotlib.colors import to_rgba
+    from snntb_adaptive import compare, plots
+    figures = {}
+    real_save = plots._save
+
+    def keep(plt, fig, path, *args, **kw):
+        saved = real_save(plt, fig, path, *args, **kw)   # sets the title
+        figures[os.path.basename(path)] = (
+            [[(line.get_label(), line.get_color()) for line in ax.lines]
+             for ax in fig.axes],
+            [[p.get_facecolor() for p in ax.patches] for ax in fig.axes],
+            fig._suptitle.get_text() if fig._suptitle else
+            fig.axes[0].get_title(),
+            [t for t in fig.axes[-1].get_xticks()])
+        return saved
+    monkeypatch.setattr(plots, '_save', keep)
+    res = {'num_samples': 10, 'ann_accuracy_top1': 0.9,
+           'accuracy_top1_per_step': [0.1 * t for t in range(1, 10)]}
+    results = {'stock': dict(res),
+               'paper': dict(res, firing_rate_per_layer={'0a': 0.1},
+                             threshold_trace={'0a': {'mean': [1.0] * 9,
+                                                     'min': [1.0] * 9,
+                                                     'max': [1.0] * 9}})}
+    out = str(tmp_path)
+    compare.draw_plots(out, results, title='my title')
+    acc_lines = dict(figures['accuracy.png'][0][0])
+    assert acc_lines['paper'] == 'C1' and acc_lines['stock'] == 'C0'
+    assert figures['firing_rates.png'][1][0][0] == to_rgba('C1')
+    assert dict(figures['thresholds.png'][0][0])['paper'] == 'C1'
+    assert all(float(t).is_integer() for t in figures['accuracy.png'][3])
+    figures.clear()
+    compare.draw_plots(out, results)          # as `plot` redraws
+    assert all(f[2] == 'my title' for f in figures.values()), figures
