@@ -2,7 +2,8 @@
 this stack, with the plugin installed: ``tests/simulation/test_conv.py`` and
 ``tests/simulation/test_pooling.py`` with SNN-TB's ``tests/conftest.py``.
 
-    python benchmarks/snntb_own_tests.py [--shared ../shared] [-- PYTEST ARGS]
+    python benchmarks/snntb_own_tests.py [--shared ../shared] [--seeds 0,1,2]
+        [-- PYTEST ARGS]
 
 The wheel installs these files into site-packages but not the module they
 import their two helpers from (``tests/core/test_models.py`` of SNN-TB's
@@ -79,6 +80,23 @@ def pytest_configure(config):
 '''
 
 
+SEED_PLUGIN = '''"""pytest plugin: seed NumPy, Python and TensorFlow before the tests
+(SNN-TB's tests train their models unseeded, and its INI simulator draws
+the spikes of a softmax output layer at random)."""
+import os
+import random
+
+
+def pytest_configure(config):
+    seed = int(os.environ['SNNTB_OWN_TESTS_SEED'])
+    import numpy as np
+    import tensorflow as tf
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+'''
+
+
 def installed_tests():
     """Paths of the test files the snntoolbox wheel installed."""
     files = importlib.metadata.files('snntoolbox') or []
@@ -90,6 +108,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--shared', default=os.path.join(ROOT, '..', 'shared'),
                    help='folder with data/mnist.npz (default: ../shared)')
+    p.add_argument('--seeds', default='',
+                   help='comma-separated seeds: run the tests once per seed, '
+                   'NumPy, Python and TensorFlow seeded, and print a line '
+                   'per seed (default: one unseeded run)')
     p.add_argument('pytest_args', nargs='*',
                    help='passed to pytest (after --)')
     args = p.parse_args(argv)
@@ -108,6 +130,8 @@ def main(argv=None):
             fh.write(HELPERS)
         with open(os.path.join(tmp, 'mnist_from_shared.py'), 'w') as fh:
             fh.write(MNIST_PLUGIN)
+        with open(os.path.join(tmp, 'seeded.py'), 'w') as fh:
+            fh.write(SEED_PLUGIN)
         env = dict(os.environ, TF_USE_LEGACY_KERAS='1',
                    SNNTB_OWN_TESTS_MNIST=mnist,
                    PYTHONPATH=tmp + os.pathsep + os.environ.get(
@@ -115,8 +139,23 @@ def main(argv=None):
         cmd = [sys.executable, '-m', 'pytest', '-p', 'mnist_from_shared',
                '-p', 'no:cacheprovider', 'tests/simulation'] + \
             args.pytest_args
-        print('running in {}: {}'.format(tmp, ' '.join(cmd)), flush=True)
-        return subprocess.call(cmd, cwd=tmp, env=env)
+        if not args.seeds:
+            print('running in {}: {}'.format(tmp, ' '.join(cmd)), flush=True)
+            return subprocess.call(cmd, cwd=tmp, env=env)
+        failed = 0
+        for seed in [int(s) for s in args.seeds.split(',')]:
+            run = subprocess.run(
+                cmd[:3] + ['-p', 'seeded'] + cmd[3:] + ['-q', '-rf'], cwd=tmp,
+                env=dict(env, SNNTB_OWN_TESTS_SEED=str(seed)),
+                capture_output=True, text=True)
+            lines = (run.stdout + run.stderr).splitlines()
+            summary = [line for line in lines if ' passed' in line or
+                       ' failed' in line or line.startswith('FAILED')]
+            print('seed {}: {}'.format(seed, ' | '.join(summary) or
+                                       'no summary (exit {})'.format(
+                                           run.returncode)), flush=True)
+            failed += run.returncode != 0
+        return 1 if failed else 0
 
 
 if __name__ == '__main__':
