@@ -145,12 +145,16 @@ def main(argv=None):
         failed = 0
         for seed in [int(s) for s in args.seeds.split(',')]:
             run = subprocess.run(
-                cmd[:3] + ['-p', 'seeded'] + cmd[3:] + ['-q', '-rf'], cwd=tmp,
+                cmd[:3] + ['-p', 'seeded'] + cmd[3:] + ['-q', '-rf',
+                                                        '--tb=short'], cwd=tmp,
                 env=dict(env, SNNTB_OWN_TESTS_SEED=str(seed)),
                 capture_output=True, text=True)
             lines = (run.stdout + run.stderr).splitlines()
-            summary = [line for line in lines if ' passed' in line or
-                       ' failed' in line or line.startswith('FAILED')]
+            summary = [line for line in lines if line.startswith((
+                'FAILED', 'E  ')) or (line.split() and line.split()[0]
+                                      .isdigit() and ' in ' in line and (
+                                          ' passed' in line or
+                                          ' failed' in line))]
             print('seed {}: {}'.format(seed, ' | '.join(summary) or
                                        'no summary (exit {})'.format(
                                            run.returncode)), flush=True)

@@ -11,6 +11,7 @@ console script (the same commands).
     python -m snntb_adaptive plot OUT                   redraw a comparison
     python -m snntb_adaptive prepare-data ...           write a data folder
     python -m snntb_adaptive convert-keras3 MODEL OUT   Keras-3 -> tf-keras
+    python -m snntb_adaptive convert-onnx MODEL --out H5 ONNX -> tf-keras
     python -m snntb_adaptive bench ...                  speed and memory
 
 Every command registers the plugin itself, so it works without the ``.pth``
@@ -240,6 +241,15 @@ def _cmd_convert(args):
     return 0
 
 
+def _cmd_convert_onnx(args):
+    from snntb_adaptive.onnx_import import TOLERANCE, convert_file
+    out, diff = convert_file(args.model, args.out, args.overwrite)
+    print("wrote {} (tf-keras); largest absolute difference to ONNX Runtime "
+          "on 8 random inputs: {:.2e} (allowed {:.0e} times the output "
+          "scale)".format(out, diff, TOLERANCE))
+    return 0
+
+
 def _cmd_bench(args):
     from snntb_adaptive.bench import run_bench
     return run_bench(args)
@@ -446,6 +456,22 @@ def build_parser():
     k.add_argument('model', help='the Keras-3 model (.keras or .h5)')
     k.add_argument('out', help='the tf-keras .h5 to write (must not exist)')
     k.set_defaults(func=_cmd_convert)
+
+    o = sub.add_parser('convert-onnx', help='convert an ONNX model (e.g. '
+                       'exported from PyTorch) to a tf-keras .h5 for SNN-TB',
+                       description='Convert an ONNX model to a tf-keras .h5 '
+                       '(channels last, plain layers) that SNN-TB can parse. '
+                       'The result is checked against ONNX Runtime on sample '
+                       'inputs before it is written; the largest absolute '
+                       'difference is printed. Needs the extra: pip install '
+                       '-e ".[torch]".')
+    o.add_argument('model', help='the ONNX model (.onnx)')
+    o.add_argument('--out', required=True,
+                   help='the tf-keras .h5 to write (must not exist unless '
+                   '--overwrite)')
+    o.add_argument('--overwrite', action='store_true',
+                   help='replace --out if it exists')
+    o.set_defaults(func=_cmd_convert_onnx)
 
     from snntb_adaptive.bench import add_arguments
     b = sub.add_parser('bench', help='speed and memory beside SNN-TB\'s own '
