@@ -423,9 +423,12 @@ def check_dataset(config, info):
                         "folder with 'python -m snntb_adaptive prepare-data'"
                         "{}".format(', '.join(missing), folder, hint))
     shape = info.get('input_shape')
-    _check_images(os.path.join(folder, 'x_test.npz'), x, shape)
-    if xn is not None:
-        _check_images(os.path.join(folder, 'x_norm.npz'), xn, shape)
+    first = info.get('channels_first_shape')   # PyTorch / ONNX models
+    for name, arr in (('x_test.npz', x), ('x_norm.npz', xn)):
+        if arr is not None:
+            _check_images(os.path.join(folder, name), arr, shape if first is
+                          None or tuple(arr.shape[1:]) != tuple(first)
+                          else first)
     yp = os.path.join(folder, 'y_test.npz')
     if y.ndim != 2 or len(y) != len(x):
         raise DataError(
@@ -683,9 +686,12 @@ def precheck(config):
                     "y_test.npz and x_norm.npz (make it with 'python -m "
                     "snntb_adaptive prepare-data')"}[key]))
     info = {}
+    from snntb_adaptive.foreign_models import (FOREIGN, check_model,
+                                               model_lib)
     if config.getboolean('tools', 'parse') or \
             config.getboolean('tools', 'evaluate_ann'):
-        info = check_model_file(model_path(config))
+        info = check_model(config) if model_lib(config) in FOREIGN else \
+            check_model_file(model_path(config))
     if not config.getboolean('tools', 'parse') and \
             config.getboolean('tools', 'convert'):
         # SNN-TB loads the parsed model of an earlier run instead

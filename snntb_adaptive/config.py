@@ -506,14 +506,21 @@ def check_snntb_options(config):
 
 
 def inject_defaults(config):
-    """Add the plugin's spike code and default section to a config that holds
-    SNN-TB's ``config_defaults``."""
+    """Add the plugin's spike code, the model library ``onnx`` and the
+    plugin's default section to a config that holds SNN-TB's
+    ``config_defaults``."""
     codes = config.get('restrictions', 'spike_codes')
     if SPIKE_CODE not in codes:
         codes = codes.strip()
         assert codes.endswith('}'), codes
         config.set('restrictions', 'spike_codes',
                    codes[:-1].rstrip() + ", '{}'}}".format(SPIKE_CODE))
+    libs = config.get('restrictions', 'model_libs')
+    if "'onnx'" not in libs:          # served by snntb_adaptive.model_lib_onnx
+        libs = libs.strip()
+        assert libs.endswith('}'), libs
+        config.set('restrictions', 'model_libs',
+                   libs[:-1].rstrip() + ", 'onnx'}")
     if not config.has_section(SECTION):
         config.add_section(SECTION)
     for key, value in DEFAULTS.items():

@@ -67,6 +67,17 @@ def patch_simulation(module):
 def patch_datasets(module):
     compat.literal_config_values(module)
     compat.patch_datasets_utils(module)
+    get_dataset = module.get_dataset
+    if compat.is_patched(get_dataset):
+        return
+
+    def get_dataset_channels_last(config):
+        # PyTorch / ONNX models: channels-first images in Keras' layout
+        from snntb_adaptive.foreign_models import lay_out_dataset
+        return lay_out_dataset(config, *get_dataset(config))
+
+    module.get_dataset = compat.mark_patched(get_dataset_channels_last,
+                                             get_dataset)
 
 
 #: ``{(section, key): value}`` the command line sets on top of the config

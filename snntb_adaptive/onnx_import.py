@@ -572,7 +572,10 @@ def convert(model, samples=None, check=True):
     from snntb_adaptive.registration import ensure_legacy_keras
     ensure_legacy_keras()
     keras_model = _Converter(model).run()
-    keras_model.compile('sgd', 'categorical_crossentropy', ['accuracy'])
+    from tensorflow.keras import metrics
+    # as SNN-TB compiles the models it loads (its evaluate reads top-k too)
+    keras_model.compile('sgd', 'categorical_crossentropy',
+                        ['accuracy', metrics.top_k_categorical_accuracy])
     diff = check_against_onnxruntime(model, keras_model, samples) \
         if check else None
     return keras_model, diff

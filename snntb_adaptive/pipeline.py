@@ -67,14 +67,15 @@ def validate(config_path):
 def parse(config, model=None):
     """Stage 2: data sets, Keras model (``model`` or the config's file) and
     SNN-TB's parsed model. Returns ``(parsed, normset, testset)``."""
+    from importlib import import_module
     from snntoolbox.datasets.utils import get_dataset
-    from snntoolbox.parsing.model_libs import keras_input_lib
     normset, testset = get_dataset(config)
+    lib = import_module('snntoolbox.parsing.model_libs.{}_input_lib'.format(
+        config.get('input', 'model_lib')))    # keras, pytorch, onnx
     if model is None:
-        model = keras_input_lib.load(config.get('paths', 'path_wd'),
-                                     config.get('paths', 'filename_ann'))[
-            'model']
-    parser = keras_input_lib.ModelParser(model, config)
+        model = lib.load(config.get('paths', 'path_wd'),
+                         config.get('paths', 'filename_ann'))['model']
+    parser = lib.ModelParser(model, config)
     parser.parse()
     return parser.build_parsed_model(), normset, testset
 

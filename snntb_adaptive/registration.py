@@ -36,6 +36,11 @@ BACKEND = 'snntoolbox.simulation.backends.inisim.adaptive_threshold'
 ALIASES = {
     TARGET_SIM: 'snntb_adaptive.target_sim',
     BACKEND: 'snntb_adaptive.layers',
+    # [input] model_lib = pytorch | onnx (see foreign_models.py)
+    'snntoolbox.parsing.model_libs.pytorch_input_lib':
+        'snntb_adaptive.model_lib_pytorch',
+    'snntoolbox.parsing.model_libs.onnx_input_lib':
+        'snntb_adaptive.model_lib_onnx',
 }
 
 #: SNN-TB modules patched after they execute -> (plugin module, function)
