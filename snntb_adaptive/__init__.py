@@ -37,6 +37,13 @@ The pipeline and its inputs
 * :mod:`~snntb_adaptive.checks` - input checks before any work;
 * :mod:`~snntb_adaptive.data` - data sets and SNN-TB data folders;
 * :mod:`~snntb_adaptive.keras3` - Keras-3 models rebuilt for tf-keras;
+* :mod:`~snntb_adaptive.onnx_import` - ONNX models converted exactly to
+  tf-keras (checked against ONNX Runtime);
+* :mod:`~snntb_adaptive.foreign_models` - PyTorch and ONNX models in
+  SNN-TB's pipeline (``[input] model_lib = pytorch | onnx``), served to
+  SNN-TB as its model-lib modules by
+  :mod:`~snntb_adaptive.model_lib_pytorch` and
+  :mod:`~snntb_adaptive.model_lib_onnx`;
 * :mod:`~snntb_adaptive.progress` - durable per-batch progress, resume;
 * :mod:`~snntb_adaptive.errors` - :class:`~snntb_adaptive.errors.UserError`
   and its kinds;

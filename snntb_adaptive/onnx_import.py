@@ -540,10 +540,11 @@ OPS = {'Conv': op_conv, 'Gemm': op_gemm, 'MatMul': op_matmul,
 def load_onnx(path):
     """The ONNX model at ``path`` (checked), or a :class:`ConversionError`
     that says what is wrong with the file."""
-    from snntb_adaptive.checks import check_regular_file
     if not os.path.lexists(path):
         raise ConversionError("ONNX model {} not found".format(path))
-    check_regular_file(path, 'ONNX model', ConversionError)
+    if not os.path.isfile(path):      # a folder, or a pipe that would block
+        raise ConversionError("ONNX model {} is not a regular file; give "
+                              "the .onnx file".format(path))
     onnx = import_onnx()
     try:
         model = onnx.load(path)
