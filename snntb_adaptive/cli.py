@@ -61,7 +61,11 @@ def run_config(path, resume=False, executor=None, ray_address=None):
         for key, value in overrides.items():
             config.set(SECTION, key, value)
         settings_from_config(config)        # validates the new values
-    return run_pipeline(config)
+    from snntb_adaptive.progress import release_model_locks
+    try:
+        return run_pipeline(config)
+    finally:
+        release_model_locks()      # other labels may use the model now
 
 
 def calibrate_config(path, overrides=None):
@@ -509,3 +513,6 @@ def main(argv=None):
         print("{}{}".format(log.PREFIX, stopped_early_message(e)),
               file=sys.stderr)
         return 130
+    finally:
+        from snntb_adaptive.progress import release_model_locks
+        release_model_locks()

@@ -288,6 +288,7 @@ class Progress:
 
 LOCK_FILE = '.snntb_adaptive.lock'
 _locks = {}   # lock file (device, inode) -> (path, open file), held until exit
+_model_locks = set()   # those of model files (released after each run)
 
 
 def lock_run_folder(log_dir):
@@ -310,11 +311,24 @@ def lock_model_file(path, key):
     time (an HDF5 lock error, or a half-written model read) are refused
     with one line instead."""
     folder, name = os.path.split(path)
-    take_lock(os.path.join(folder, '.{}{}'.format(name, LOCK_FILE)),
+    _model_locks.add(take_lock(os.path.join(folder, '.{}{}'.format(
+        name, LOCK_FILE)),
               "the model file {} is in use by {{}} (a run with another run "
               "label on the same model); wait for that run to end, or give "
               "this one its own [paths] {}".format(path, key),
-              'give [paths] {} another name'.format(key))
+              'give [paths] {} another name'.format(key)))
+
+
+def release_model_locks():
+    """Release the model-file locks this process took (at the end of a
+    run in a process that goes on: a notebook, ``compare``, the tests), so
+    that runs with other labels may use the model again. The run folder's
+    lock stays until the process ends."""
+    for key in list(_model_locks):
+        entry = _locks.pop(key, None)
+        if entry is not None:
+            _remove_and_close(key, *entry)
+    _model_locks.clear()
 
 
 def take_lock(path, busy, fix):
@@ -336,7 +350,7 @@ def take_lock(path, busy, fix):
         key = (st.st_dev, st.st_ino)     # the folder may have been moved
         if key in _locks:
             f.close()
-            return
+            return key
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -359,20 +373,27 @@ def take_lock(path, busy, fix):
         import atexit
         atexit.register(_release_locks)
     _locks[key] = (path, f)
+    return key
 
 
 def _release_locks():
     """At exit: remove the lock files this process holds (while still
     holding them, so that no other process took one), then release them."""
-    for (dev, ino), (path, f) in list(_locks.items()):
-        try:
-            st = os.stat(path)
-            if (st.st_dev, st.st_ino) == (dev, ino):
-                os.remove(path)
-        except OSError:
-            pass
-        f.close()
+    for key, (path, f) in list(_locks.items()):
+        _remove_and_close(key, path, f)
     _locks.clear()
+
+
+def _remove_and_close(key, path, f):
+    """Remove a held lock file (if it is still the one locked), then
+    release it."""
+    try:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) == key:
+            os.remove(path)
+    except OSError:
+        pass
+    f.close()
 
 
 def rss_bytes():

@@ -19,7 +19,7 @@ def test_every_option_of_every_command_has_help():
     parser, commands = _commands()
     assert set(commands) == {'run', 'demo', 'compare', 'plot',
                              'prepare-data', 'convert-keras3', 'bench',
-                             'calibrate'}
+                             'calibrate', 'convert-onnx'}
     missing = []
     for name, p in [('(main)', parser)] + sorted(commands.items()):
         for action in p._actions:

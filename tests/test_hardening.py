@@ -568,6 +568,18 @@ def test_two_labels_on_one_parsed_model_do_not_collide(wd):
         holder.wait()
 
 
+def test_a_finished_run_frees_the_model_for_other_labels(wd):
+    # a process that goes on after a run (a notebook, compare, the tests)
+    # must not keep other labels off the model until it exits
+    from snntb_adaptive.cli import main
+    assert main(['-t', _cfg(wd, label='first', name='first.ini')]) == 0
+    proc = subprocess.run(
+        [sys.executable, '-m', 'snntb_adaptive', '-t',
+         _cfg(wd, label='second', name='second.ini')],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+
+
 # -- 12. resume follows contents, not locations ----------------------------
 
 def test_resume_after_moving_the_folder(tmp_path, capsys):
