@@ -16,6 +16,20 @@ copies the installed test files into a temporary folder, adds a
 ``mnist.load_data`` from ``../shared/data/mnist.npz``, sets
 ``TF_USE_LEGACY_KERAS=1`` and runs pytest there. Nothing of SNN-TB is
 changed or kept.
+
+Known flaky in SNN-TB itself: ``test_conv.py::TestConv1dINI::test_conv1d``
+trains its model unseeded for one epoch and passes when the SNN's accuracy
+on 100 test images is at least 0.98 times the ANN's (and the rate-activation
+correlations are high); its output layer is a softmax, whose spikes SNN-TB's
+INI simulator draws at random. Measured here with the plugin installed
+(``--seeds 0,1 -- -k conv1d``): seed 0 SNN 0.85 vs ANN 0.87 (one image
+short of the bound), seed 1 0.87 vs 0.94; unseeded it passed in both runs
+here and failed once in the run that reported it (0.89 vs 0.96). No shim
+changes a number SNN-TB computes (they restore NumPy 1 aliases with the
+same functions, convert a float32 scale factor to the same float, write
+JSON atomically, read config literals, check files), so the spread is the
+test's own: a random model and random output spikes judged on 100 images.
+The script says so when that test fails.
 """
 
 import argparse
@@ -97,6 +111,13 @@ def pytest_configure(config):
 '''
 
 
+FLAKY_CONV1D = (
+    "note: TestConv1dINI::test_conv1d is flaky in SNN-TB itself (an unseeded "
+    "model trained for one epoch, a softmax output whose spikes are drawn at "
+    "random, judged within 2 % of the ANN on 100 images); no shim of the "
+    "plugin changes a computed number. See this script's docstring.")
+
+
 def installed_tests():
     """Paths of the test files the snntoolbox wheel installed."""
     files = importlib.metadata.files('snntoolbox') or []
@@ -141,7 +162,14 @@ def main(argv=None):
             args.pytest_args
         if not args.seeds:
             print('running in {}: {}'.format(tmp, ' '.join(cmd)), flush=True)
-            return subprocess.call(cmd, cwd=tmp, env=env)
+            run = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True,
+                                 text=True)
+            sys.stdout.write(run.stdout)
+            sys.stderr.write(run.stderr)
+            if 'FAILED tests/simulation/test_conv.py::TestConv1dINI' in \
+                    run.stdout:
+                print(FLAKY_CONV1D, flush=True)
+            return run.returncode
         failed = 0
         for seed in [int(s) for s in args.seeds.split(',')]:
             run = subprocess.run(
