@@ -6,7 +6,9 @@ the bias (their light pipeline's).
 The calibrated network is SNN-TB's INI network with IF neurons (threshold
 and spike amplitude ``V_max``, reset by subtraction, constant input
 current); calibration only chooses its parameters, on ``x_norm`` images
-(never test data), for a target number of steps ``T = calibration_steps``:
+(never test data), for a number of steps ``T``: ``round(calibration_horizon
+* calibration_steps)`` (a quarter of the target latency by default: see
+docs/results.md, "The calibration horizon"):
 
 * **thresholds** ``theta`` (per output channel, or per layer with
   ``calibration_thresholds = layer``; always per layer for the output
@@ -453,15 +455,19 @@ def phase1(model, config, x_norm=None, **kwargs):
             log.info("the model, images or calibration settings changed: "
                      "calibrating again (the earlier calibration is kept as "
                      "{})".format(kept))
-        log.info("calibrating for T = {} steps on {} x_norm images "
+        log.info("calibrating for T = {} steps (simulating {}: "
+                 "calibration_horizon = {:g}) on {} x_norm images "
                  "(thresholds per {}, initial membrane {} x threshold, "
                  "{} correction)...".format(
-                     settings.calibration_steps, len(x),
+                     settings.calibration_steps,
+                     settings.calibration_simulated_steps,
+                     settings.calibration_horizon, len(x),
                      settings.calibration_thresholds, settings.mem_init,
                      settings.calibration_correction))
         t0 = time.time()
         records = calibrate(
-            model, x, settings.calibration_steps, v_max, is_spiking,
+            model, x, settings.calibration_simulated_steps, v_max,
+            is_spiking,
             frac=settings.mem_init,
             per_channel=settings.calibration_thresholds == 'channel',
             correction=settings.calibration_correction,

@@ -28,6 +28,7 @@ adds one section::
     mem_init =              # initial membrane potential / V_max, in [0, 1)
                             # (empty: 0.5 for preset = calibrated, else 0)
     calibration_steps = 32  # preset = calibrated: the T it calibrates for
+    calibration_horizon = 0.25  # ... simulating round(horizon x T) steps
     calibration_samples = 512  # ... on the first N images of x_norm
     calibration_thresholds = channel  # ... one threshold per channel | layer
     calibration_correction = potential  # ... corrects the initial membrane
@@ -92,6 +93,7 @@ DEFAULTS = {
     'ray_timeout': '30',
     'mem_init': '',
     'calibration_steps': '32',
+    'calibration_horizon': '0.25',
     'calibration_samples': '512',
     'calibration_thresholds': 'channel',
     'calibration_correction': 'potential',
@@ -124,6 +126,8 @@ class Settings:
     mem_init: float = 0.0
     #: ``preset = calibrated``: steps T, x_norm images, threshold granularity
     calibration_steps: int = 32
+    #: the fraction of ``calibration_steps`` the calibration simulates
+    calibration_horizon: float = 0.25
     calibration_samples: int = 512
     calibration_thresholds: str = 'channel'
     calibration_correction: str = 'potential'
@@ -132,10 +136,19 @@ class Settings:
     #: spikes a neuron may emit per step (burst spikes when > 1)
     max_spikes: int = 1
 
+    @property
+    def calibration_simulated_steps(self):
+        """The steps the calibration simulates each layer for:
+        ``round(calibration_horizon * calibration_steps)``, at least 1."""
+        return max(1, int(round(self.calibration_horizon *
+                                self.calibration_steps)))
+
     def calibration(self):
         """The settings the calibration depends on (its fingerprint; the
         calibration file's ``settings``)."""
         return {'steps': self.calibration_steps,
+                'horizon': self.calibration_horizon,
+                'simulated_steps': self.calibration_simulated_steps,
                 'samples': self.calibration_samples,
                 'thresholds': self.calibration_thresholds,
                 'mem_init': self.mem_init,
@@ -269,6 +282,8 @@ def settings_from_mapping(section):
                     eta_scale=etas, phase1=phase1, mem_init=mem_init,
                     calibration_steps=_whole(
                         'calibration_steps', values['calibration_steps'], 1),
+                    calibration_horizon=_horizon(
+                        values['calibration_horizon']),
                     calibration_samples=_whole(
                         'calibration_samples', values['calibration_samples'],
                         1),
@@ -288,6 +303,19 @@ def settings_from_mapping(section):
                                    ('auto',) + tuple(KERNEL_TABLE)),
                     precision=_choice('precision', values['precision'],
                                       PRECISIONS))
+
+
+def _horizon(value):
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not 0 < number <= 1:   # also rejects nan
+        raise ConfigError("[adaptive_threshold] calibration_horizon = {!r}: "
+                          "give a number in (0, 1], the fraction of "
+                          "calibration_steps the calibration simulates."
+                          "".format(value))
+    return number
 
 
 def _fraction(key, value):
@@ -551,9 +579,12 @@ def format_settings(settings, config=None):
     if settings.max_spikes != 1:
         rows.append(('max_spikes_per_step', settings.max_spikes))
     if settings.phase1 == 'calibrated':
-        rows.append(('calibration', '{} steps, {} x_norm images, thresholds '
-                     'per {}, {} correction'.format(
+        rows.append(('calibration', 'for {} steps (simulating {}: horizon '
+                     '{:g}), {} x_norm images, thresholds per {}, {} '
+                     'correction'.format(
                          settings.calibration_steps,
+                         settings.calibration_simulated_steps,
+                         settings.calibration_horizon,
                          settings.calibration_samples,
                          settings.calibration_thresholds,
                          settings.calibration_correction)))

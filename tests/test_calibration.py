@@ -19,9 +19,11 @@ from snntb_adaptive import calibration
 from snntb_adaptive.errors import ConfigError, CorruptFileError
 
 T = 8
+# horizon 1: these tests calibrate for exactly T = 8 steps (the pinned
+# calibration too); the default horizon has its own test
 CALIBRATED = ("\n[adaptive_threshold]\npreset = calibrated\n"
               "calibration_steps = {}\ncalibration_samples = 200\n"
-              "".format(T))
+              "calibration_horizon = 1\n".format(T))
 
 
 @pytest.fixture(scope='module')
@@ -149,6 +151,10 @@ def test_closer_to_the_ann_at_short_t(wd):
 @pytest.mark.parametrize('line, message', [
     ('calibration_steps = 0', "calibration_steps = '0': give a whole number"),
     ('calibration_steps = 8.5', "calibration_steps = '8.5'"),
+    ('calibration_horizon = 0', r"calibration_horizon = '0': give a number "
+     r"in \(0, 1\]"),
+    ('calibration_horizon = 1.5', "calibration_horizon = '1.5'"),
+    ('calibration_horizon = nan', "calibration_horizon = 'nan'"),
     ('calibration_samples = -3', "calibration_samples = '-3'"),
     ('calibration_thresholds = neuron',
      "calibration_thresholds = 'neuron': not allowed.*channel, layer"),
@@ -247,8 +253,8 @@ def test_runs_through_snntoolbox_and_compare_alike(wd, tmp_path):
         res_base = json.load(f)
     assert res_alone['ann_accuracy_top1'] == res_base['ann_accuracy_top1']
     out = str(tmp_path / 'cmp')
-    setting = 'calibrated:calibration_steps={}:calibration_samples=200' \
-        ''.format(T)
+    setting = 'calibrated:calibration_steps={}:calibration_samples=200:' \
+        'calibration_horizon=1'.format(T)
     assert main(['compare', base, '--settings', 'paper,' + setting,
                  '--out', out, '--raster-layer', 'none']) == 0
     with open(os.path.join(out, 'runs', setting.replace(':', '_'),
@@ -527,3 +533,24 @@ def test_a_file_of_an_older_format_is_kept_and_calibrated_again(wd):
     assert len(kept) == 1
     with open(os.path.join(os.path.dirname(path), kept[0])) as f:
         assert json.load(f)['format'] == 1
+
+
+def test_horizon_calibrates_for_its_fraction_of_the_steps(wd):
+    """``calibration_horizon = 0.25`` (the default) with ``calibration_steps
+    = 8`` is the calibration for 2 steps: the same thresholds, initial
+    membranes and biases as ``calibration_steps = 2, calibration_horizon =
+    1``; the file records both numbers."""
+    default = CALIBRATED.replace('calibration_horizon = 1\n', '')
+    _, _, _, p_default = _calibrate(wd, 'horizon_default', extra=default)
+    _, _, _, p_two = _calibrate(wd, 'horizon_two', extra=CALIBRATED.replace(
+        'calibration_steps = 8', 'calibration_steps = 2'))
+    a, b = calibration.read(p_default), calibration.read(p_two)
+    assert a['settings']['steps'] == 8 and a['settings']['horizon'] == 0.25
+    assert a['settings']['simulated_steps'] == 2 == \
+        b['settings']['simulated_steps']
+    for x, y in zip(a['layers'], b['layers']):
+        for key in ('threshold', 'initial_membrane', 'bias', 'weight_scale'):
+            if x[key] is None:
+                assert y[key] is None
+            else:
+                np.testing.assert_array_equal(x[key], y[key])
