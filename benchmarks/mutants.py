@@ -89,6 +89,19 @@ BUGS = [
  ('16 SNN-TB evaluates config values', 'snntb_adaptive/compat.py',
   "    module.eval = literal_value", "    pass",
   'tests/test_hardening.py'),
+ ('17 planted links followed', 'snntb_adaptive/checks.py',
+  "if os.path.islink(here):", "if False:", 'tests/test_hardening.py'),
+ ('18 forged batch index accepted', 'snntb_adaptive/progress.py',
+  "if not _whole(b) or not 0 <= b < num_batches:", "if not _whole(b):",
+  'tests/test_hardening.py'),
+ # issue 16: the calibration horizon
+ ('19 horizon ignored', 'snntb_adaptive/config.py',
+  "int(round(self.calibration_horizon *", "int(round(1.0 *",
+  'tests/test_calibration.py'),
+ # issue 17: ONNX models
+ ('20 flatten in Keras order only', 'snntb_adaptive/onnx_import.py',
+  "perm = c * spatial + s", "perm = s * channels + c",
+  'tests/test_onnx.py'),
 ]
 
 
