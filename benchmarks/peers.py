@@ -246,7 +246,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=64)
     p.add_argument('--batch', type=int, default=50)
     p.add_argument('--modes', default='max,99.9%',
-                   help="SpikingJelly's scaling modes, comma-separated")
+                   help="SpikingJelly's scaling modes, comma-separated "
+                   "(empty: none)")
     p.add_argument('--li-repo', default=None,
                    help="a checkout of Li et al.'s SNN_Calibration code: "
                    'also run their calibration')
@@ -292,7 +293,7 @@ def main(argv=None):
     versions = {'torch': torch.__version__,
                 'spikingjelly': version('spikingjelly')}
     rows = []
-    for mode in args.modes.split(','):
+    for mode in [m for m in args.modes.split(',') if m]:   # '' for none
         t0 = time.time()
         import copy
         recipe = ann2snn.RateCodingRecipe(dataloader=loader, mode=mode)
