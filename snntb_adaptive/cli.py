@@ -32,12 +32,7 @@ def run_config(path, resume=False, executor=None, ray_address=None):
     ``snntoolbox -t`` does); ``resume`` continues a killed run; ``executor``
     and ``ray_address`` override the config's keys."""
     registration.install()
-    path = os.path.abspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError("config file {} {}; give the path of an .ini file "
-                          "(see configs/ for examples)".format(
-                              path, 'is a folder' if os.path.isdir(path)
-                              else 'not found'))
+    path = os.path.abspath(path)     # a missing file: validate says so
     from snntb_adaptive.config import (SECTION, is_adaptive,
                                        settings_from_config)
     from snntb_adaptive import checks, hooks

@@ -227,8 +227,14 @@ def _shape_of(config):
     filename = config.get('paths', 'filename_ann')
     ext = '.py' if model_lib(config) == 'pytorch' else '.onnx'
     key = os.path.abspath(os.path.join(path_wd, filename + ext))
-    if key not in _INPUT_SHAPES:
-        check_model(config)
+    if key not in _INPUT_SHAPES:     # no checks ran (e.g. a stock run):
+        # the input shape alone, without exporting or converting
+        if ext == '.py':
+            _INPUT_SHAPES[key] = read_torch_model(path_wd, filename)[1]
+        else:
+            from snntb_adaptive import onnx_import
+            _INPUT_SHAPES[key] = onnx_input_shape(
+                onnx_import.load_onnx(key), key)
     return _INPUT_SHAPES[key]
 
 
