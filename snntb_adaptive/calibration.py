@@ -37,17 +37,28 @@ threshold and amplitude ``V_max`` after scaling: the simulated network gets
 ``W'[.., i, o] = W[.., i, o] s_in[i] / s_out[o]`` and ``b' = b_cal / s_out``
 with ``s = theta / V_max`` (``s_in`` the scales of the layer's input
 channels: those of the spiking layer before it, tiled through Flatten; 1 for
-the input image), the initial membrane ``f V_max``. Average pooling keeps the
-scales of its input (``theta = s_in V_max``), with the same initial membrane.
+the input image), the initial membrane ``f V_max``. Average and max pooling keep the
+scales of their input (``theta = s_in V_max``), with the same initial
+membrane; a concatenation joins the scales of its inputs.
+
+Networks with branches (SNN-TB turns an ``Add`` into a ``Concatenate`` and
+a 1x1 convolution that sums the two halves, a spiking layer like any other)
+are calibrated in the model's layer order: each layer is calibrated on the
+spike trains (or, for the first layers, the images) its inputs produce in
+the already calibrated network, and a layer's trains are kept until its
+last consumer is done. Spiking max pooling is simulated as SNN-TB does it:
+each step, only the inputs at the position of the largest accumulated
+input of a window pass.
 
 The parameters are an artefact (:data:`CALIBRATION_FILE`, JSON, see
 :func:`write` for its fields): a rerun (and ``--resume``) with the same
 model, ``x_norm`` and calibration settings loads it and applies it
 (:func:`apply`) instead of recomputing; anything else recomputes it.
 
-Supported: sequential models of Dense, Conv1D, Conv2D, AveragePooling2D,
-Flatten and ZeroPadding2D layers, channels last (Reshape, depthwise
-convolutions, max pooling and Concatenate are refused with a message).
+Supported: models of Dense, Conv1D, Conv2D, AveragePooling2D,
+MaxPooling2D, Flatten, ZeroPadding2D and Concatenate (along the channels)
+layers, channels last (Reshape, depthwise and transposed convolutions and
+up-sampling are refused with a message).
 """
 
 import hashlib
@@ -65,8 +76,8 @@ from snntb_adaptive.spike_norm import impulse
 CALIBRATION_FILE = 'calibration.json'
 #: 2: ``initial_membrane`` (was ``v_init``), ``content_sha256``
 FORMAT = 2
-SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'AveragePooling2D', 'Flatten',
-             'ZeroPadding2D')
+SUPPORTED = ('Dense', 'Conv1D', 'Conv2D', 'AveragePooling2D', 'MaxPooling2D',
+             'Flatten', 'ZeroPadding2D', 'Concatenate')
 #: threshold candidates, as fractions of a channel's largest activation
 ALPHAS = np.concatenate([np.linspace(0.05, 0.5, 10, endpoint=False),
                          np.linspace(0.5, 1.0, 26)]).astype(np.float32)
@@ -132,18 +143,43 @@ def _type(layer):
 def check_model(model):
     """A :class:`ConfigError` for a layer calibration cannot handle."""
     for layer in model.layers[1:]:
-        several = len(inbound_layers(layer)) > 1
+        kind = _type(layer)
+        several = len(inbound_layers(layer)) > 1 and kind != 'Concatenate'
         channels_first = getattr(layer, 'data_format',
                                  'channels_last') != 'channels_last'
-        if several or channels_first or _type(layer) not in SUPPORTED:
+        if kind == 'Concatenate':
+            rank = len(layer.output_shape)
+            channels_first = layer.axis not in (-1, rank - 1)
+        if several or channels_first or kind not in SUPPORTED:
             raise ConfigError(
-                "preset = calibrated: layer {} ({}{}) is not supported by "
-                "the calibration (sequential, channels-last {}). Use another "
-                "preset for this model.".format(
-                    layer.name, _type(layer),
+                "preset = calibrated: layer {} ({}{}{}) is not supported by "
+                "the calibration (channels-last {}; only Concatenate takes "
+                "several inputs). Use another preset for this model.".format(
+                    layer.name, kind,
                     ', channels first' if channels_first else '',
+                    ', several inputs' if several else '',
                     ', '.join(SUPPORTED)))
 
+
+def _consumers(model):
+    """``{layer name: number of layers that take its output}``."""
+    count = {}
+    for layer in model.layers[1:]:
+        for inb in inbound_layers(layer):
+            count[inb.name] = count.get(inb.name, 0) + 1
+    return count
+
+
+def _passed_scales(layer, scales, shapes):
+    """The channel scales of the output of a layer without weights from those
+    of its inputs (``shapes``: the inputs' shapes): a concatenation joins
+    them (each tiled to its input's last axis, for flattened inputs), any
+    other layer passes its one input's scales."""
+    if _type(layer) != 'Concatenate':
+        return scales[0]
+    return np.concatenate([np.tile(s, int(shape[-1]) // len(s))
+                           for s, shape in zip(scales, shapes)]).astype(
+        np.float32)
 
 def _scales_in(layer, scales):
     """Per-input-feature scales of a layer with weights (last axis of its
@@ -187,12 +223,87 @@ class _Trains:
         return fired.astype(np.float32) * np.float32(v_max)
 
 
+class _Images:
+    """The input images: a constant current, ``(n, ...)`` per chunk."""
+    constant = True
+
+    def __init__(self, x):
+        self.x = x
+
+    def get(self, start, stop, steps, v_max):
+        return self.x[start:stop]
+
+
+class _Spikes:
+    """The spikes of a spiking layer, ``(steps * n, ...)`` per chunk (step
+    major)."""
+    constant = False
+
+    def __init__(self, trains):
+        self.trains = trains
+
+    def get(self, start, stop, steps, v_max):
+        x = self.trains.get(start, stop, v_max)
+        return x.reshape((steps * (stop - start),) + x.shape[2:])
+
+
+class _Through:
+    """A layer without neurons applied to what its inputs carry: constant
+    if all of them are, else step by step (a constant input repeated for
+    every step)."""
+
+    def __init__(self, layer, inputs):
+        self.layer = layer
+        self.inputs = inputs
+        self.constant = all(i.constant for i in inputs)
+
+    def get(self, start, stop, steps, v_max):
+        xs = []
+        for source in self.inputs:
+            x = source.get(start, stop, steps, v_max)
+            if source.constant and not self.constant:
+                x = np.broadcast_to(x[None], (steps,) + x.shape).reshape(
+                    (-1,) + x.shape[1:])
+            xs.append(x)
+        return np.asarray(self.layer(xs if len(xs) > 1 else xs[0]))
+
+
+def _source(source):
+    """An array (images), :class:`_Trains` or a source object, as a source
+    object."""
+    if isinstance(source, _Trains):
+        return _Spikes(source)
+    if isinstance(source, np.ndarray):
+        return _Images(source)
+    return source
+
+
+def max_gated(layer, x, steps):
+    """SNN-TB's spiking max pooling, step by step: the input ``x`` (``(steps,
+    n, ...)``) is accumulated, and each step only the inputs at the position
+    of the largest accumulated input of a window pass into the pooling (the
+    first such position on ties, as ``tf.nn.max_pool_with_argmax``)."""
+    import tensorflow as tf
+    gate = np.zeros(x.shape[1:], np.float32)
+    out = []
+    for t in range(steps):
+        gate += x[t]
+        _, idx = tf.nn.max_pool_with_argmax(
+            gate, layer.pool_size, layer.strides, layer.padding.upper(),
+            include_batch_in_index=True)
+        mask = np.zeros(gate.size, np.float32)
+        mask[np.asarray(idx).ravel()] = 1
+        out.append(np.asarray(layer(x[t] * mask.reshape(gate.shape))))
+    return np.stack(out)
+
+
 def simulate_layer(layer, source, pending, steps, v_max, v0, num,
                    keep_trains=True, max_spikes=1):
     """Simulate one spiking layer for ``steps`` steps on ``num`` images:
-    ``source`` is the input images (constant current) or the
-    :class:`_Trains` of the spiking layer before it; ``pending`` the layers
-    without neurons in between (applied to the spikes); ``v0`` the initial
+    ``source`` is the input images (constant current), the
+    :class:`_Trains` of the spiking layer before it or a source object
+    (:class:`_Images`, :class:`_Spikes`, :class:`_Through`); ``pending``
+    more layers without neurons (applied to its output); ``v0`` the initial
     membrane potential (one number, or one per channel); ``max_spikes`` the
     spikes a neuron may emit per step (as :func:`dynamics.fire
     <snntb_adaptive.dynamics.fire>` with threshold ``V_max``). Returns
@@ -205,20 +316,21 @@ def simulate_layer(layer, source, pending, steps, v_max, v0, num,
     mean_impulse = np.zeros((num,) + out_shape, np.float32)
     trains = _Trains(steps, (num,) + out_shape, max_spikes) \
         if keep_trains else None
+    source = _source(source)
+    gated = _type(layer) == 'MaxPooling2D'
     for start in range(0, num, chunk):
         stop = min(num, start + chunk)
         n = stop - start
-        if isinstance(source, _Trains):
-            x = source.get(start, stop, v_max)
-            x = x.reshape((steps * n,) + x.shape[2:])
-            for p in pending:
-                x = np.asarray(p(x))
-            imp = impulse(layer, x).reshape((steps, n) + out_shape)
-        else:
-            x = source[start:stop]
-            for p in pending:
-                x = np.asarray(p(x))
+        x = source.get(start, stop, steps, v_max)
+        for p in pending:
+            x = np.asarray(p(x))
+        if source.constant:
             imp = np.broadcast_to(impulse(layer, x), (steps, n) + out_shape)
+        elif gated:
+            imp = max_gated(layer, x.reshape((steps, n) + x.shape[1:]),
+                            steps)
+        else:
+            imp = impulse(layer, x).reshape((steps, n) + out_shape)
         mem = np.empty((n,) + out_shape, np.float32)
         mem[...] = v0
         fired = np.zeros((steps, n) + out_shape,
@@ -278,18 +390,29 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
     last = [lay for lay in layers if is_spiking(lay)][-1]
     work = sum(1 for lay in layers if is_spiking(lay))
     records = []
-    ann = x                           # ANN activations of the last layer
-    source = x                        # SNN input of the next spiking layer
-    pending = []                      # layers without neurons since then
-    scales = np.ones(x.shape[-1], np.float32)
+    # per layer output, until its last consumer is done: the ANN's
+    # activations, what the SNN carries (a source) and the channel scales
+    first = model.layers[0].name
+    anns = {first: x}
+    sources = {first: _Images(x)}
+    scale_of = {first: np.ones(x.shape[-1], np.float32)}
+    left = _consumers(model)
     done = 0
     t_start = time.time()
     for layer in layers:
         kind = _type(layer)
+        names = [inb.name for inb in inbound_layers(layer)]
         if not is_spiking(layer):
-            ann = np.asarray(layer(ann, training=False))
-            pending.append(layer)
+            ins = [anns[n] for n in names]
+            anns[layer.name] = np.asarray(layer(
+                ins if len(ins) > 1 else ins[0], training=False))
+            sources[layer.name] = _Through(layer, [sources[n] for n in names])
+            scale_of[layer.name] = _passed_scales(
+                layer, [scale_of[n] for n in names], [a.shape for a in ins])
+            _release(names, left, anns, sources, scale_of)
             continue
+        ann, source, scales = anns[names[0]], sources[names[0]], \
+            scale_of[names[0]]
         t0 = time.time()
         done += 1
         out = layer is last
@@ -313,7 +436,7 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                 ``over = (0,)``, per neuron; ANN units; the output layer's
                 mean input, unclipped)."""
                 counts, mean_imp, _ = simulate_layer(
-                    layer, source, pending, steps, v_max, v0, num,
+                    layer, source, (), steps, v_max, v0, num,
                     keep_trains=False, max_spikes=max_spikes)
                 snn = mean_imp * s_out if out else counts * (theta / steps)
                 return np.mean(a.astype(np.float64) - snn, axis=over)
@@ -337,7 +460,7 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                       'threshold': theta, 'bias': bias_cal,
                       'weight_scale': s_out}
         else:
-            # average pooling: passes its input's scales
+            # average or max pooling: passes its input's scales
             a = np.asarray(layer(ann, training=False))
             s_out = scales
             theta = (s_out * np.float32(v_max)).astype(np.float32)
@@ -350,7 +473,7 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
             np.float32)
         v0 = membrane_fraction(record['initial_membrane'], theta) * np.float32(v_max)
         counts, mean_imp, trains = simulate_layer(
-            layer, source, pending, steps, v_max, v0, num,
+            layer, source, (), steps, v_max, v0, num,
             keep_trains=not out, max_spikes=max_spikes)
         rate = counts * (theta / steps)
         snn = mean_imp * s_out if out else rate
@@ -362,10 +485,22 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
                      done, work, layer.name, _fmt(theta.min()),
                      _fmt(theta.max()), err, time.time() - t0,
                      time.time() - t_start))
-        ann = a if not out else ann
-        source, pending, scales = trains, [], s_out
+        anns[layer.name] = a
+        sources[layer.name] = None if trains is None else _Spikes(trains)
+        scale_of[layer.name] = s_out
+        _release(names, left, anns, sources, scale_of)
     set_initial_membrane(model, records)
     return records
+
+
+def _release(names, left, *tables):
+    """One consumer of each of ``names`` is done: forget the outputs no
+    layer needs any more."""
+    for name in names:
+        left[name] -= 1
+        if left[name] == 0:
+            for table in tables:
+                table.pop(name, None)
 
 
 def membrane_fraction(initial, threshold):
@@ -410,6 +545,7 @@ def phase1(model, config, x_norm=None, **kwargs):
     The outcome is also attached to the model (``calibration_record``) for
     ``results.json``."""
     from snntb_adaptive.config import settings_from_config
+    from snntb_adaptive.foreign_models import model_files
     from snntb_adaptive.network import spiking_layers
     from snntb_adaptive.normalisation import (keep_reference, phase1_rows,
                                               write_phase1, x_norm_of)
@@ -434,9 +570,7 @@ def phase1(model, config, x_norm=None, **kwargs):
     recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
                     format=FORMAT,
                     corrections=CORRECTIONS)
-    model_file = os.path.join(config.get('paths', 'path_wd'),
-                              config.get('paths', 'filename_ann') + '.h5')
-    fp = fingerprint(model_file, x, recorded)
+    fp = fingerprint(model_files(config), x, recorded)
     if os.path.exists(path) and older_format(path):
         kept = os.path.join(log_dir, kept_name(path))
         os.replace(path, kept)
@@ -492,13 +626,17 @@ def phase1(model, config, x_norm=None, **kwargs):
 # The artefact
 
 
-def fingerprint(model_file, x, settings):
-    """SHA-256 of what the calibration depends on: the ANN file's bytes, the
+def fingerprint(model_files, x, settings):
+    """SHA-256 of what the calibration depends on: the bytes of the files
+    that define the ANN (a path or a list of paths, in order: the Keras
+    ``.h5``, the ``.onnx``, or the PyTorch script and its weights), the
     calibration images and the settings (a dict)."""
     h = hashlib.sha256()
-    with open(model_file, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
+    for model_file in [model_files] if isinstance(model_files, str) \
+            else model_files:
+        with open(model_file, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
     x = np.ascontiguousarray(x, np.float32)
     h.update(repr(x.shape).encode())
     h.update(x.tobytes())
@@ -646,13 +784,22 @@ def apply(model, data, is_spiking):
             "the calibration file's layers ({}) are not the model's spiking "
             "layers ({}); delete it to calibrate again".format(
                 ', '.join(entries), ', '.join(lay.name for lay in spiking)))
-    scales = None
-    for layer in spiking:
+    scale_of = {model.layers[0].name: np.ones(
+        int(model.layers[0].output_shape[0][-1]
+            if isinstance(model.layers[0].output_shape, list)
+            else model.layers[0].output_shape[-1]), np.float32)}
+    for layer in model.layers[1:]:
+        inputs = inbound_layers(layer)
+        scales = scale_of[inputs[0].name]
+        if not is_spiking(layer):
+            scale_of[layer.name] = _passed_scales(
+                layer, [scale_of[i.name] for i in inputs],
+                [i.output_shape for i in inputs])
+            continue
         entry = entries[layer.name]
         params = layer.get_weights()
+        scale_of[layer.name] = scales
         if params:
-            if scales is None:
-                scales = np.ones(int(params[0].shape[-2]), np.float32)
             s_out = np.asarray(entry['weight_scale'], np.float32)
             bias = None if entry['bias'] is None else \
                 np.asarray(entry['bias'], np.float32).astype(np.float64)
@@ -664,5 +811,5 @@ def apply(model, data, is_spiking):
                         layer.name, len(s_out), params[0].shape[-1]))
             scale_layer(layer, params[0], bias, _scales_in(layer, scales),
                         s_out)
-            scales = s_out
+            scale_of[layer.name] = s_out
     set_initial_membrane(model, data['layers'])

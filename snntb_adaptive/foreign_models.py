@@ -42,6 +42,23 @@ def model_lib(config):
     return config.get('input', 'model_lib', fallback='keras').strip()
 
 
+def model_files(config):
+    """The files that define the ANN of a run, for fingerprints and
+    ``results.json``: ``<filename_ann>.h5`` (Keras), ``.onnx``, or the
+    PyTorch script and its weights (``.pth``, else ``.pkl``: the one SNN-TB
+    loads), in ``path_wd``."""
+    base = os.path.join(config.get('paths', 'path_wd'),
+                        config.get('paths', 'filename_ann'))
+    lib = model_lib(config)
+    if lib == 'onnx':
+        return [base + '.onnx']
+    if lib == 'pytorch':
+        weights = [base + ext for ext in ('.pth', '.pkl')
+                   if os.path.isfile(base + ext)]
+        return [base + '.py'] + weights[:1]
+    return [base + '.h5']
+
+
 def _import_torch():
     try:
         import torch

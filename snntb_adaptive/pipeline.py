@@ -107,6 +107,7 @@ def build(config, parsed, testset=None):
 def run_settings(snn):
     """The ``results.json`` settings every INI simulator run has (the
     plugin's, or SNN-TB's own ``snn``)."""
+    from snntb_adaptive.foreign_models import model_files
     cfg = snn.config
     return {
         'v_max': cfg.getfloat('cell', 'v_thresh'),
@@ -115,8 +116,8 @@ def run_settings(snn):
         'batch_size': snn.batch_size,
         'num_to_test': cfg.getint('simulation', 'num_to_test'),
         'top_k': snn.top_k,
-        'model_file': os.path.join(cfg.get('paths', 'path_wd'),
-                                   cfg.get('paths', 'filename_ann') + '.h5'),
+        # the .h5, the .onnx, or the PyTorch weights
+        'model_file': model_files(cfg)[-1],
         'normalize': cfg.getboolean('tools', 'normalize'),
         'percentile': cfg.getfloat('normalization', 'percentile'),
         'reset_between_nth_sample': cfg.getint('simulation',

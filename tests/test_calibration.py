@@ -176,7 +176,7 @@ def test_unsupported_layer_is_refused(tmp_path):
     from snntb_adaptive import data
     inp = keras.layers.Input((8, 8, 1))
     h = keras.layers.Conv2D(4, 3, activation='relu')(inp)
-    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.DepthwiseConv2D(3, activation='relu')(h)
     out = keras.layers.Dense(10)(keras.layers.Flatten()(h))
     model = keras.Model(inp, out)
     model.compile('sgd', 'categorical_crossentropy')
@@ -186,7 +186,7 @@ def test_unsupported_layer_is_refused(tmp_path):
     data.write_snntb_dataset(os.path.join(wd, 'data'), x_te[:20], y_te[:20],
                              x_tr[:50], 10)
     cfg = setup(write_config(wd, extra=CALIBRATED))
-    with pytest.raises(ConfigError, match='MaxPooling2D.*not supported by '
+    with pytest.raises(ConfigError, match='DepthwiseConv2D.*not supported by '
                        'the calibration'):
         parse_and_normalise(cfg)
 

@@ -111,6 +111,38 @@ def test_channels_first_data_and_onnx_give_the_same_run(twd):
     assert acc['nhwc'] == acc['nchw'] == acc['onnx']
 
 
+def test_calibrated_pytorch_run_fingerprints_script_and_weights(twd,
+                                                                 tmp_path):
+    """preset = calibrated on a PyTorch model: the calibration's fingerprint
+    covers the script and the weights (other weights calibrate again), and
+    results.json names the weights as the model file."""
+    from snntb_adaptive import calibration
+    from snntb_adaptive.cli import main
+    from snntb_adaptive.foreign_models import model_files
+    wd = str(tmp_path / 'cal')
+    shutil.copytree(twd, wd, ignore=shutil.ignore_patterns('log'))
+    extra = ("\n[adaptive_threshold]\npreset = calibrated\n"
+             "calibration_steps = 8\ncalibration_samples = 50\n")
+    cfg = _config(wd, 'torch_cal', duration=8, extra=extra)
+    assert main(['-t', cfg]) == 0
+    res = _results(wd, 'torch_cal')
+    assert res['settings']['model_file'] == os.path.join(wd, 'model.pth')
+    assert res['final_accuracy_top1'] > 0.85
+    path = os.path.join(wd, 'log', 'gui', 'torch_cal',
+                        calibration.CALIBRATION_FILE)
+    first = calibration.read(path)['fingerprint']
+    config = setup(cfg)
+    assert model_files(config) == [os.path.join(wd, 'model.py'),
+                                   os.path.join(wd, 'model.pth')]
+    # other weights (the same shapes): calibrated again
+    import torch
+    state = torch.load(os.path.join(wd, 'model.pth'), weights_only=True)
+    state['classifier.3.bias'] += 0.01
+    torch.save(state, os.path.join(wd, 'model.pth'))
+    assert main(['-t', cfg]) == 0
+    assert calibration.read(path)['fingerprint'] != first
+
+
 def _broken(twd, tmp_path, change):
     wd = str(tmp_path / 'wd')
     shutil.copytree(twd, wd, ignore=shutil.ignore_patterns('log', '*.h5'))
