@@ -17,7 +17,7 @@ adds one section::
     avg_pooling =           # spiking | linear (empty: linear for
                             # preset = calibrated, else spiking, SNN-TB's)
     resume = False          # True: continue a killed run (see progress.py)
-    kernel = auto           # auto | fused | tf   (see kernel.py; same results)
+    kernel = auto           # auto | fused | sparse | tf   (see kernel.py)
     precision = float32     # float32 | bfloat16 (optional: bf16 weights, see layers.py)
     executor = local        # local | ray   (where batches run; same results)
     ray_address =           # empty: a Ray instance on this machine;

@@ -21,6 +21,20 @@ The op is compiled on first use with the C++ compiler (``$CXX``, else
 file name holds a hash of the source, the TensorFlow version and flags, the
 compiler and the CPU, so a changed stack builds a new library and never
 loads a stale one. A build takes a few seconds.
+
+The same library holds the event-driven synapses, ``csrc/sparse_synapse.cc``
+(:func:`sparse_conv`): a spiking layer's input impulse computed from its
+nonzero inputs only, each adding its weights into the outputs it reaches.
+``kernel = sparse`` uses it for every layer that can (Conv1D, Conv2D,
+Dense on flat input, depthwise convolutions, spiking average pooling
+without padding; not for the first spiking layer, whose constant input
+impulse is computed once per batch), with the fused neuron step; ``kernel =
+auto`` uses it for a step where the layer's input has fewer than
+:data:`SPARSE_CROSSOVER` nonzero values (``tf.cond`` on the count), the
+dense op otherwise (layers of fewer than :data:`SPARSE_MIN_MACS`
+multiply-accumulates per image keep the dense op under ``auto``). Its sums run in another order than oneDNN's, so a
+neuron exactly at its threshold may fire one step apart
+(docs/performance.md counts such spikes).
 """
 
 import hashlib
@@ -31,8 +45,19 @@ import subprocess
 import tempfile
 from typing import Callable, NamedTuple
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc',
-                      'if_step.cc')
+_CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'csrc')
+#: the op's sources, built into one library
+SOURCES = (os.path.join(_CSRC, 'if_step.cc'),
+           os.path.join(_CSRC, 'sparse_synapse.cc'))
+#: below this fraction of nonzero inputs in a step, ``kernel = auto``
+#: computes a layer's impulse with the event-driven op (measured on this
+#: machine's CPU, benchmarks/sparse.py; docs/performance.md)
+SPARSE_CROSSOVER = 0.15
+#: ``kernel = auto`` chooses per step only for layers of at least this many
+#: multiply-accumulates per image (the ANN's); smaller ones keep the dense
+#: op, whose cost the choice itself (a count and a ``tf.cond`` per step)
+#: would exceed
+SPARSE_MIN_MACS = 1 << 20
 #: the update rules the C++ op implements (its constructor accepts exactly
 #: these names)
 FUSED_RULES = ('clamp', 'window', 'none')
@@ -70,11 +95,11 @@ def cpu_has_bfloat16():
     return bool({'avx512_bf16', 'amx_bf16'} & set(_cpu_flags().split()))
 
 
-def _build_command(compiler, source, target):
+def _build_command(compiler, sources, target):
     import tensorflow as tf
-    return ([compiler, '-shared', '-fPIC', '-O3', '-march=native', '-w',
-             source, '-o', target] + tf.sysconfig.get_compile_flags() +
-            tf.sysconfig.get_link_flags())
+    return ([compiler, '-shared', '-fPIC', '-O3', '-march=native', '-w'] +
+            list(sources) + ['-o', target] +
+            tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
 
 
 def library_path(compiler=None):
@@ -82,12 +107,14 @@ def library_path(compiler=None):
     import tensorflow as tf
     compiler = compiler or os.environ.get('CXX', 'g++')
     h = hashlib.sha256()
-    with open(SOURCE, 'rb') as f:
-        h.update(f.read())
+    for source in SOURCES:
+        with open(source, 'rb') as f:
+            h.update(f.read())
     for part in ([tf.__version__, compiler, platform.machine(), _cpu_flags()]
-                 + _build_command(compiler, '', '')):
+                 + _build_command(compiler, (), '')):
         h.update(str(part).encode())
-    return os.path.join(cache_dir(), 'if_step_{}.so'.format(h.hexdigest()[:16]))
+    return os.path.join(cache_dir(), 'snntb_ops_{}.so'.format(
+        h.hexdigest()[:16]))
 
 
 def build(compiler=None):
@@ -112,7 +139,7 @@ def build(compiler=None):
                 directory, e.strerror or e)) from None
     os.close(fd)
     try:
-        proc = subprocess.run(_build_command(compiler, SOURCE, tmp),
+        proc = subprocess.run(_build_command(compiler, SOURCES, tmp),
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -174,6 +201,20 @@ def fused_step(params, state, impulse, z=None):
     return Step(spikes, NeuronState(mem, theta), count)
 
 
+def sparse_conv(x, kernel, strides, dilations, pads, out_size,
+                depthwise=False):
+    """The event-driven synapses (``csrc/sparse_synapse.cc``): TensorFlow's
+    2-D cross-correlation of ``x`` ``(N, H, W, Ci)`` with ``kernel`` ``(KH,
+    KW, Ci, Co)`` (depthwise: ``(KH, KW, C, 1)``, channel to channel), with
+    ``strides``, ``dilations``, explicit padding ``pads = (top, left)`` and
+    output size ``out_size = (OH, OW)``, computed from the nonzero entries
+    of ``x`` only. No bias. Raises :class:`KernelUnavailable`."""
+    return load().snntb_adaptive_sparse_conv(
+        x, kernel, strides=[int(v) for v in strides],
+        dilations=[int(v) for v in dilations], pads=[int(v) for v in pads],
+        out_size=[int(v) for v in out_size], depthwise=bool(depthwise))
+
+
 def tf_step(params, state, impulse, z=None):
     """The same step by TensorFlow ops:
     :func:`snntb_adaptive.dynamics.neuron_step`."""
@@ -203,7 +244,8 @@ def _fused_unavailable(rule, max_spikes):
 class Kernel(NamedTuple):
     """A way to compute a spiking layer's step: ``step(params, state,
     impulse, z=None) -> Step``, the signature of
-    :func:`~snntb_adaptive.dynamics.neuron_step`, with the same results."""
+    :func:`~snntb_adaptive.dynamics.neuron_step`, with the same results,
+    and how the input impulse is computed (``synapses``)."""
 
     name: str
     step: Callable
@@ -211,6 +253,9 @@ class Kernel(NamedTuple):
     unavailable: Callable
     #: how the messages name it
     description: str
+    #: the input impulse: ``dense`` (the Keras layer's own op) or ``sparse``
+    #: (:func:`sparse_conv` wherever a layer can use it)
+    synapses: str = 'dense'
 
 
 #: ``[adaptive_threshold] kernel`` name -> :class:`Kernel`, in order of
@@ -219,9 +264,26 @@ class Kernel(NamedTuple):
 KERNELS = {
     'fused': Kernel('fused', fused_step, _fused_unavailable,
                     'the fused step kernel'),
+    'sparse': Kernel('sparse', fused_step, _fused_unavailable,
+                     'the fused step kernel with event-driven synapses',
+                     synapses='sparse'),
     'tf': Kernel('tf', tf_step, lambda rule, max_spikes: None,
                  'TensorFlow ops'),
 }
+
+
+def synapses_for(choice, name):
+    """How the input impulses are computed for a ``kernel`` setting
+    (``choice``) that resolved to the kernel ``name``: ``auto`` chooses per
+    layer and step (``'auto'``) where the op library loads, else the
+    kernel's own ``synapses``."""
+    if choice == 'auto':
+        try:
+            load()
+            return 'auto'
+        except KernelUnavailable:
+            return 'dense'
+    return KERNELS[name].synapses
 
 
 def resolve(choice, rule, max_spikes=1):

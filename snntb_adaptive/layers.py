@@ -155,8 +155,39 @@ class AdaptiveThresholdMixin:
 
     def impulse_of(self, x, state):
         """``(I_t, state)`` for input ``x``: pure, the same ops as SNN-TB's
-        layer. Only spiking max pooling changes the state here."""
-        return self.base_layer.call(self, x), state
+        layer (or the event-driven op, :meth:`synaptic_impulse`). Only
+        spiking max pooling changes the state here."""
+        return self.synaptic_impulse(x), state
+
+    #: how the input impulse is computed: ``dense`` (the Keras layer's op),
+    #: ``sparse`` (the event-driven op, :func:`snntb_adaptive.kernel.
+    #: sparse_conv`, where :meth:`sparse_impulse` can) or ``auto`` (sparse
+    #: in a step where fewer than ``kernel.SPARSE_CROSSOVER`` of the inputs
+    #: are nonzero); set by the simulator
+    synapses = 'dense'
+
+    def sparse_ready(self, x):
+        """Whether :meth:`sparse_impulse` can compute this layer's impulse
+        for input ``x`` (its shape and the layer's configuration)."""
+        return False
+
+    def sparse_impulse(self, x):
+        """``I_t`` by the event-driven op (where :meth:`sparse_ready`)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def synaptic_impulse(self, x):
+        """``I_t`` for input ``x`` as :attr:`synapses` says."""
+        def dense():
+            return self.base_layer.call(self, x)
+        if self.synapses == 'dense' or not self.sparse_ready(x):
+            return dense()
+        if self.synapses == 'sparse':
+            return self.sparse_impulse(x)
+        from snntb_adaptive.kernel import SPARSE_CROSSOVER
+        nonzero = tf.math.count_nonzero(x, dtype=tf.float32)
+        size = tf.cast(tf.size(x), tf.float32)
+        return tf.cond(nonzero < SPARSE_CROSSOVER * size,
+                       lambda: self.sparse_impulse(x), dense)
 
     def takes_low_precision(self):
         """Whether this layer can take bfloat16 weights (``precision =
@@ -207,9 +238,57 @@ class AdaptiveThresholdMixin:
 K = tf.keras.layers
 
 
-class SpikeDense(AdaptiveThresholdMixin, tmr.SpikeDense):
+def _pads(size_in, size_out, kernel, stride, dilation, padding):
+    """Padding before the first input (TensorFlow's rule) along one axis."""
+    if padding == 'valid':
+        return 0
+    if padding == 'causal':
+        return (kernel - 1) * dilation
+    total = max((size_out - 1) * stride + (kernel - 1) * dilation + 1 -
+                size_in, 0)
+    return total // 2
+
+
+def _conv2d_sparse(layer, x, kernel, depthwise=False):
+    """The event-driven op for a channels-last 2-D window layer."""
+    from snntb_adaptive.kernel import sparse_conv
+    h, w = int(x.shape[1]), int(x.shape[2])
+    oh, ow = (int(d) for d in layer.compute_output_shape(x.shape)[1:3])
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    sh, sw = layer.strides
+    dh, dw = getattr(layer, 'dilation_rate', (1, 1))
+    pads = (_pads(h, oh, kh, sh, dh, layer.padding),
+            _pads(w, ow, kw, sw, dw, layer.padding))
+    return sparse_conv(x, kernel, (sh, sw), (dh, dw), pads, (oh, ow),
+                       depthwise)
+
+
+class SparseSynapsesMixin:
+    """The step-by-step path (SNN-TB's ``call``) with
+    :meth:`~AdaptiveThresholdMixin.synaptic_impulse`, for the layer types
+    whose impulse the event-driven op can compute."""
+
+    @tmr.spike_call
+    def call(self, x, mask=None):
+        return self.synaptic_impulse(x)
+
+
+class SpikeDense(AdaptiveThresholdMixin, SparseSynapsesMixin,
+                 tmr.SpikeDense):
     """Dense layer with adaptive-threshold IF neurons."""
     base_layer = K.Dense
+
+    def sparse_ready(self, x):
+        return len(x.shape) == 2
+
+    def sparse_impulse(self, x):
+        from snntb_adaptive.kernel import sparse_conv
+        ci, co = int(self.kernel.shape[0]), int(self.kernel.shape[1])
+        out = sparse_conv(tf.reshape(x, [-1, 1, 1, ci]),
+                          tf.reshape(self.kernel, [1, 1, ci, co]), (1, 1),
+                          (1, 1), (0, 0), (1, 1))
+        out = tf.reshape(out, [-1, co])
+        return tf.nn.bias_add(out, self.bias) if self.use_bias else out
 
     def takes_low_precision(self):
         return len(self.input_shape) == 2
@@ -221,14 +300,38 @@ class SpikeDense(AdaptiveThresholdMixin, tmr.SpikeDense):
         return out
 
 
-class SpikeConv1D(AdaptiveThresholdMixin, tmr.SpikeConv1D):
+class SpikeConv1D(AdaptiveThresholdMixin, SparseSynapsesMixin,
+                  tmr.SpikeConv1D):
     """1D convolution with adaptive-threshold IF neurons."""
     base_layer = K.Conv1D
 
+    def sparse_ready(self, x):
+        return self.data_format == 'channels_last' and self.groups == 1
 
-class SpikeConv2D(AdaptiveThresholdMixin, tmr.SpikeConv2D):
+    def sparse_impulse(self, x):
+        from snntb_adaptive.kernel import sparse_conv
+        length = int(x.shape[1])
+        out_len = int(self.compute_output_shape(x.shape)[1])
+        k = int(self.kernel.shape[0])
+        pad = _pads(length, out_len, k, self.strides[0],
+                    self.dilation_rate[0], self.padding)
+        out = sparse_conv(x[:, None], self.kernel[None], (1, self.strides[0]),
+                          (1, self.dilation_rate[0]), (0, pad), (1, out_len))
+        out = out[:, 0]
+        return tf.nn.bias_add(out, self.bias) if self.use_bias else out
+
+
+class SpikeConv2D(AdaptiveThresholdMixin, SparseSynapsesMixin,
+                  tmr.SpikeConv2D):
     """2D convolution with adaptive-threshold IF neurons."""
     base_layer = K.Conv2D
+
+    def sparse_ready(self, x):
+        return self.data_format == 'channels_last' and self.groups == 1
+
+    def sparse_impulse(self, x):
+        out = _conv2d_sparse(self, x, self.kernel)
+        return tf.nn.bias_add(out, self.bias) if self.use_bias else out
 
     def takes_low_precision(self):
         return True
@@ -242,9 +345,18 @@ class SpikeConv2D(AdaptiveThresholdMixin, tmr.SpikeConv2D):
         return out
 
 
-class SpikeDepthwiseConv2D(AdaptiveThresholdMixin, tmr.SpikeDepthwiseConv2D):
+class SpikeDepthwiseConv2D(AdaptiveThresholdMixin, SparseSynapsesMixin,
+                           tmr.SpikeDepthwiseConv2D):
     """Depthwise 2D convolution with adaptive-threshold IF neurons."""
     base_layer = K.DepthwiseConv2D
+
+    def sparse_ready(self, x):
+        return self.data_format == 'channels_last' and \
+            self.depth_multiplier == 1
+
+    def sparse_impulse(self, x):
+        out = _conv2d_sparse(self, x, self.depthwise_kernel, depthwise=True)
+        return tf.nn.bias_add(out, self.bias) if self.use_bias else out
 
 
 class SpikeConv2DTranspose(AdaptiveThresholdMixin, tmr.SpikeConv2DTranspose):
@@ -257,10 +369,21 @@ class SpikeUpSampling2D(AdaptiveThresholdMixin, tmr.SpikeUpSampling2D):
     base_layer = K.UpSampling2D
 
 
-class SpikeAveragePooling2D(AdaptiveThresholdMixin,
+class SpikeAveragePooling2D(AdaptiveThresholdMixin, SparseSynapsesMixin,
                             tmr.SpikeAveragePooling2D):
     """Average pooling with adaptive-threshold IF neurons."""
     base_layer = K.AveragePooling2D
+
+    def sparse_ready(self, x):
+        # 'same' padding averages over fewer inputs at the border
+        return self.data_format == 'channels_last' and \
+            self.padding == 'valid'
+
+    def sparse_impulse(self, x):
+        ph, pw = self.pool_size
+        window = tf.fill([ph, pw, int(x.shape[-1]), 1],
+                         tf.constant(1.0 / (ph * pw), tf.float32))
+        return _conv2d_sparse(self, x, window, depthwise=True)
 
 
 class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):

@@ -66,8 +66,9 @@ class SNN(tmr_sim.SNN):
         self._etas = None
         self._batch_fn = None
         self._step_fn = None
-        self.kernel = None        # 'fused' or 'tf', chosen in build()
+        self.kernel = None        # a name in kernel.KERNELS, set in build()
         self._kernel_fn = None
+        self._synapses = 'dense'  # kernel.synapses_for, set in build()
         self.recorder = None
         self.results = None       # results.json content after run()
         self._fan_out = None      # per spiking layer, set in build()
@@ -107,9 +108,24 @@ class SNN(tmr_sim.SNN):
         if note:
             log.warning(note)
         self._kernel_fn = kernel.KERNELS[self.kernel].step
+        self._synapses = kernel.synapses_for(choice, self.kernel)
         for lay in self._spiking:
             lay.step_fn = self._kernel_fn
+            lay.synapses = self._synapses_of(lay)
         self._batch_fn = None    # retrace with the new step
+
+    def _synapses_of(self, layer):
+        """How ``layer`` computes its input impulse: the first spiking layer
+        (constant input current, its impulse computed once per batch in the
+        compiled loop) keeps the dense op, and under ``auto`` so does a
+        layer of fewer than ``kernel.SPARSE_MIN_MACS`` multiply-accumulates
+        per image (pooling, small layers)."""
+        if layer.is_first_spiking:
+            return 'dense'
+        if self._synapses == 'auto' and (self.ann_macs or {}).get(
+                layer.name, 0) < kernel.SPARSE_MIN_MACS:
+            return 'dense'    # too small to pay for the per-step choice
+        return self._synapses
 
     def add_layer(self, layer):
         from snntoolbox.parsing.utils import get_inbound_layers_with_params
@@ -139,6 +155,7 @@ class SNN(tmr_sim.SNN):
                 layer is self.parsed_model.layers[-1] and
                 self.settings.readout == 'membrane')
             spike_layer.step_fn = self._kernel_fn
+            spike_layer.synapses = self._synapses_of(spike_layer)
             fan = self._fan_out[len(self._spiking)]
             spike_layer.fan_out = tf.constant(
                 fan.ravel() / np.float32(self.v_max)) if fan.any() else None

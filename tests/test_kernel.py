@@ -219,7 +219,7 @@ def test_compiled_loop_same_with_either_kernel(digits_snn, preset):
 
 def test_kernel_key_is_validated_and_recorded(digits_snn, monkeypatch):
     extra = "\n[adaptive_threshold]\nkernel = fast\n"
-    with pytest.raises(ConfigError, match="kernel = 'fast'.*auto, fused, tf"):
+    with pytest.raises(ConfigError, match="kernel = 'fast'.*auto, fused, sparse, tf"):
         setup(write_config(digits_snn, name='bad.ini', label='bad',
                            extra=extra))
     monkeypatch.setattr(kernel, '_state', {'error': 'no compiler here'})
