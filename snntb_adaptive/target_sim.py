@@ -389,6 +389,8 @@ class SNN(tmr_sim.SNN):
                     'eta_per_layer': list(self._etas),
                     **pipeline.run_settings(self), 'loop': self.loop,
                     'kernel': self.kernel,
+                    # per spiking layer: dense, sparse or auto (per step)
+                    'synapses': [lay.synapses for lay in self._spiking],
                     'executor': execution_from_config(self.config).executor}
         record = getattr(self.parsed_model, 'calibration_record', None)
         if self.settings.phase1 == 'calibrated' and record is not None:
@@ -459,7 +461,8 @@ class SNN(tmr_sim.SNN):
         # kernel or executor, and after its folder was moved.
         membranes = initial_membranes(self.parsed_model)
         fp = fingerprint({k: v for k, v in settings.items()
-                          if k not in ('loop', 'kernel', 'model_file',
+                          if k not in ('loop', 'kernel', 'synapses',
+                                       'model_file',
                                        'executor', 'calibration_file')},
                          self._layer_rows,
                          self.parsed_model.get_weights() +

@@ -27,7 +27,8 @@ SETTING_KEYS = {'preset', 'update', 'scope', 'eta_scale', 'readout',
                 'eta_per_layer', 'v_max', 'duration', 'dt', 'batch_size',
                 'num_to_test', 'num_samples', 'top_k', 'model_file',
                 'normalize', 'percentile', 'reset_between_nth_sample',
-                'loop', 'kernel', 'precision', 'executor', 'phase1'}
+                'loop', 'kernel', 'synapses', 'precision', 'executor',
+                'phase1'}
 
 
 @pytest.fixture(scope='module')

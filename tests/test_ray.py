@@ -20,11 +20,11 @@ pytest.importorskip('ray')
 RUN_FIELDS = ('created', 'wall_seconds')
 
 
-def _config(wd, label, executor='local', address='', **kw):
+def _config(wd, label, executor='local', address='', more='', **kw):
     values = dict(duration=40, num_to_test=100, batch_size=10)
     values.update(kw)
     extra = ('\n[adaptive_threshold]\nexecutor = {}\nray_address = {}\n'
-             'workers = 2\n'.format(executor, address))
+             'workers = 2\n'.format(executor, address)) + more
     return write_config(wd, name=label + '.ini', label=label, extra=extra,
                         **values)
 
@@ -69,6 +69,20 @@ def test_local_ray_instance_gives_the_local_results(wd, local, capsys):
                            'progress.jsonl')) as f:
         batches = [json.loads(line)['batch'] for line in f.readlines()[1:]]
     assert batches == list(range(10))
+
+
+def test_event_driven_synapses_on_ray_give_the_local_results(wd, local):
+    """kernel = sparse in Ray's workers: the results of the local run with
+    the dense synapses (the digits CNN: the same spikes)."""
+    from snntb_adaptive.cli import main
+    assert main(['-t', _config(wd, 'ray_sparse', 'ray',
+                               more='kernel = sparse\n')]) == 0
+    res = _results(wd, 'ray_sparse')
+    assert res['settings']['kernel'] == 'sparse'
+    assert set(res['settings']['synapses'][1:]) == {'sparse'}
+    for key in ('kernel', 'synapses'):
+        res['settings'][key] = local['settings'][key]
+    _same(res, local)
 
 
 def _truncate_progress(wd, label, keep):
