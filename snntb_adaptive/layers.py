@@ -153,11 +153,12 @@ class AdaptiveThresholdMixin:
         if self.stateful_impulse:
             self.mem_input.assign(state.gate)
 
-    def impulse_of(self, x, state):
+    def impulse_of(self, x, state, nonzero=None):
         """``(I_t, state)`` for input ``x``: pure, the same ops as SNN-TB's
-        layer (or the event-driven op, :meth:`synaptic_impulse`). Only
-        spiking max pooling changes the state here."""
-        return self.synaptic_impulse(x), state
+        layer (or the event-driven op, :meth:`synaptic_impulse`; ``nonzero``:
+        the number of nonzero inputs when the caller knows it). Only spiking
+        max pooling changes the state here."""
+        return self.synaptic_impulse(x, nonzero), state
 
     #: how the input impulse is computed: ``dense`` (the Keras layer's op),
     #: ``sparse`` (the event-driven op, :func:`snntb_adaptive.kernel.
@@ -175,8 +176,10 @@ class AdaptiveThresholdMixin:
         """``I_t`` by the event-driven op (where :meth:`sparse_ready`)."""
         raise NotImplementedError(type(self).__name__)
 
-    def synaptic_impulse(self, x):
-        """``I_t`` for input ``x`` as :attr:`synapses` says."""
+    def synaptic_impulse(self, x, nonzero=None):
+        """``I_t`` for input ``x`` as :attr:`synapses` says. ``nonzero``:
+        the number of nonzero values of ``x`` (or an upper bound), for
+        ``auto``; counted here when not given."""
         def dense():
             return self.base_layer.call(self, x)
         if self.synapses == 'dense' or not self.sparse_ready(x):
@@ -184,7 +187,8 @@ class AdaptiveThresholdMixin:
         if self.synapses == 'sparse':
             return self.sparse_impulse(x)
         from snntb_adaptive.kernel import SPARSE_CROSSOVER
-        nonzero = tf.math.count_nonzero(x, dtype=tf.float32)
+        if nonzero is None:
+            nonzero = tf.math.count_nonzero(x, dtype=tf.float32)
         size = tf.cast(tf.size(x), tf.float32)
         return tf.cond(nonzero < SPARSE_CROSSOVER * size,
                        lambda: self.sparse_impulse(x), dense)
@@ -392,7 +396,7 @@ class SpikeMaxPooling2D(AdaptiveThresholdMixin, tmr.SpikeMaxPooling2D):
     base_layer = K.MaxPooling2D
     stateful_impulse = True
 
-    def impulse_of(self, x, state):
+    def impulse_of(self, x, state, nonzero=None):
         """SNN-TB's gating, as a pure function: the input is accumulated in
         ``state.gate`` (SNN-TB's ``mem_input``), and only the inputs at
         the positions of the largest accumulated input per window pass."""

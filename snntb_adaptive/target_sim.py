@@ -43,6 +43,10 @@ from snntb_adaptive.log import log  # noqa: E402
 from snntb_adaptive.metrics import RunRecorder  # noqa: E402
 from snntb_adaptive.progress import Progress, fingerprint  # noqa: E402
 
+#: SNN-TB's layers without neurons that only rearrange their input (its
+#: nonzero values stay as many, at most)
+REARRANGING = ('SpikeFlatten', 'SpikeReshape', 'SpikeZeroPadding2D')
+
 
 def initial_membranes(parsed_model):
     """``{layer name: initial membrane / V_max per channel}`` that Phase 1
@@ -204,12 +208,23 @@ class SNN(tmr_sim.SNN):
         index = {id(lay): k for k, lay in enumerate(self._spiking)}
         input_name = self.snn.layers[0].name
         plan, constant = [], {input_name}
+        origin = {}     # output name -> the spiking layer whose spikes it is
+        self._spike_source = {}
         for layer in self.snn.layers[1:]:
             names = [inb.name for inb in network.inbound_layers(layer)]
             k = index.get(id(layer))
             plan.append((layer, names, k))
             if k is None and all(n in constant for n in names):
                 constant.add(layer.name)
+            if k is not None:
+                origin[layer.name] = k
+                if len(names) == 1 and names[0] in origin:
+                    # its input is spiking layer j's spikes, rearranged:
+                    # the nonzero inputs are j's spikes (at most)
+                    self._spike_source[k] = origin[names[0]]
+            elif len(names) == 1 and names[0] in origin and \
+                    type(layer).__name__ in REARRANGING:
+                origin[layer.name] = origin[names[0]]
         const_impulse = {
             k for layer, names, k in plan if k is not None and
             not layer.stateful_impulse and all(n in constant for n in names)}
@@ -256,6 +271,7 @@ class SNN(tmr_sim.SNN):
                 outputs = dict(fixed)
                 new_state = list(state)
                 counts, thetas, synops = [], [], []
+                fired = {}
                 out = None
                 for layer, names, k in plan:
                     if layer.name in constant:
@@ -271,11 +287,18 @@ class SNN(tmr_sim.SNN):
                         imp = layer.low_precision_impulse(
                             gather(outputs, names), low[k])
                     else:
-                        imp, st = layer.impulse_of(gather(outputs, names), st)
+                        # auto: the source's spike count (free) bounds the
+                        # nonzero inputs
+                        j = self._spike_source.get(k)
+                        nonzero = tf.reduce_sum(fired[j]) if \
+                            layer.synapses == 'auto' and j in fired else None
+                        imp, st = layer.impulse_of(gather(outputs, names), st,
+                                                   nonzero)
                     spikes, count, st = layer.pure_step(imp, st,
                                                         maxima.get(k))
                     new_state[k] = st
                     outputs[layer.name] = out = spikes
+                    fired[k] = count
                     counts.append(count)
                     thetas.append(tf.broadcast_to(st.neuron.theta, [batch]))
                     synops.append(layer.synops(spikes))
