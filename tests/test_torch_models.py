@@ -6,6 +6,8 @@ same run; an ONNX file gives the run of its PyTorch model; a missing
 ``.pth``, weights that do not fit, a script without ``Model`` and an
 unsupported operator each fail with one line before any work."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -177,3 +179,39 @@ def test_bad_pytorch_models_are_one_line_before_any_work(twd, tmp_path,
     assert not os.path.exists(os.path.join(wd, 'log', 'gui', 'broken',
                                            'normalization'))
     assert not [n for n in os.listdir(wd) if n.endswith('.h5')]
+
+
+def test_the_cifar_residual_model_converts_exactly_and_parses():
+    """models/cifar10_torch.py with its weights: the tf-keras twin equals
+    the PyTorch model on real-valued inputs (largest difference printed by
+    the loader, bounded here), and SNN-TB's parser turns its residual Add
+    into a Concatenate and a summing 1x1 Conv2D."""
+    import torch
+    from snntb_adaptive import onnx_import
+    from snntb_adaptive.foreign_models import load_pytorch, read_torch_model
+    models = os.path.join(ROOT, 'models')
+    keras_model = load_pytorch(models, 'cifar10_torch')['model']
+    kinds = [type(lay).__name__ for lay in keras_model.layers]
+    # (PyTorch's exporter folds the BatchNorms into the convolutions)
+    assert {'Add', 'MaxPooling2D', 'AveragePooling2D'} <= set(kinds)
+    torch_model, shape = read_torch_model(models, 'cifar10_torch')
+    x = np.random.default_rng(1).random((4,) + shape, np.float32)
+    with torch.no_grad():
+        want = torch_model(torch.from_numpy(x)).numpy()
+    got = keras_model.predict(onnx_import.to_keras_layout(x), verbose=0)
+    assert np.max(np.abs(want - got)) < 1e-4 * max(1, np.abs(want).max())
+    import configparser
+    import snntoolbox
+    cfg = configparser.ConfigParser()   # SNN-TB's defaults
+    cfg.read(os.path.join(os.path.dirname(snntoolbox.__file__),
+                          'config_defaults'))
+    from snntoolbox.parsing.model_libs.keras_input_lib import ModelParser
+    parser = ModelParser(keras_model, cfg)
+    with contextlib.redirect_stdout(io.StringIO()):
+        parser.parse()
+        parsed = parser.build_parsed_model()
+    types = [type(lay).__name__ for lay in parsed.layers]
+    k = types.index('Concatenate')
+    assert types[k + 1] == 'Conv2D'
+    w = parsed.layers[k + 1].get_weights()[0]
+    assert w.shape == (1, 1, 128, 64) and set(np.unique(w)) == {0.0, 1.0}
