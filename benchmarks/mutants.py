@@ -3,7 +3,8 @@
 For every entry of BUGS, the script puts the bug into the package (one
 exact, unique text replacement), runs the test files that cover that part,
 and restores the file (also on Ctrl-C). A bug the tests pass is MISSED.
-The list holds the 8 bugs of issue 20 (and a few more); add a line for new
+The list holds the 8 bugs of issue 20 (and one or more for each later
+feature); add a line for new
 code (a Phase-1 method, a kernel) and see it CAUGHT before calling it done.
 
     .venv/bin/python benchmarks/mutants.py            # every bug (~10 min)
@@ -102,6 +103,23 @@ BUGS = [
  ('20 flatten in Keras order only', 'snntb_adaptive/onnx_import.py',
   "perm = c * spatial + s", "perm = s * channels + c",
   'tests/test_onnx.py'),
+ ('21 calibration: concatenation passes one scale',
+  'snntb_adaptive/calibration.py',
+  "    if _type(layer) != 'Concatenate':", "    if True:",
+  'tests/test_calibration_branches.py'),
+ ('22 calibration: max gate not accumulated', 'snntb_adaptive/calibration.py',
+  "        gate += x[t]", "        gate = x[t]",
+  'tests/test_calibration_branches.py'),
+ # issue 19: event-driven synapses
+ ('23 sparse: no top/left padding for same', 'snntb_adaptive/layers.py',
+  "    return total // 2", "    return 0", 'tests/test_sparse.py'),
+ ('24 sparse op ignores the input value',
+  'snntb_adaptive/csrc/sparse_synapse.cc',
+  "Axpy(orow, krow + c * co, xv[c], co);",
+  "Axpy(orow, krow + c * co, 1.0f, co);", 'tests/test_sparse.py'),
+ ('25 auto: no spike source', 'snntb_adaptive/target_sim.py',
+  "                    self._spike_source[k] = origin[names[0]]",
+  "                    pass", 'tests/test_sparse.py'),
 ]
 
 
