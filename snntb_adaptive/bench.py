@@ -19,8 +19,11 @@ falls on all rows alike:
   ``predict_on_batch`` calls of the ANN (per-call overhead included);
 * ``snntb``: SNN-TB 0.6.0's own ``temporal_mean_rate`` ``simulate`` (one
   ``predict_on_batch`` per step);
-* ``plugin <preset>``: the plugin's compiled loop (with the fused step op
-  when it builds) per preset; ``paper`` also with ``kernel = tf`` (TensorFlow ops) and on the
+* ``plugin <preset>``: the plugin's compiled loop (``kernel = auto``: the
+  fused step op when it builds, event-driven synapses where they pay) per
+  preset; ``paper`` also with ``kernel = tf`` (TensorFlow ops), ``fused``
+  (dense synapses), ``sparse`` (event-driven synapses wherever a layer can
+  use them; ``benchmarks/sparse.py`` measures them per layer) and on the
   one-call-per-step reference path;
 * the adaptive update's cost: each update rule's row over its twin, the
   same network instance (same variables) run with ``update = none``;
@@ -154,6 +157,10 @@ PLUGIN_ROWS = [
     ('plugin paper_window', [('preset', 'paper_window')], 'graph', 'auto'),
     ('plugin paper, kernel = tf (TensorFlow ops)', [('preset', 'paper')],
      'graph', 'tf'),
+    ('plugin paper, kernel = fused (dense synapses)', [('preset', 'paper')],
+     'graph', 'fused'),
+    ('plugin paper, kernel = sparse (event-driven synapses)',
+     [('preset', 'paper')], 'graph', 'sparse'),
     ('plugin paper, precision = bfloat16 (optional; not the same spikes)',
      [('preset', 'paper'), ('precision', 'bfloat16')], 'graph', 'auto'),
     ('plugin paper (step-by-step path)', [('preset', 'paper')], 'step',

@@ -45,6 +45,8 @@ def test_bench_smoke(capsys):
     for text in ('## digits: batch 20, T = 20', '| floor (dense ANN',
                  '| SNN-TB temporal_mean_rate simulate |',
                  '| plugin paper |', '| plugin paper, kernel = tf',
+                 '| plugin paper, kernel = fused (dense synapses) |',
+                 '| plugin paper, kernel = sparse (event-driven synapses) |',
                  '| plugin paper (same network, update = none) |',
                  'adaptive update cost, clamp, scope = sample: ',
                  'adaptive update cost, clamp, scope = batch: ',
