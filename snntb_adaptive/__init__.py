@@ -16,7 +16,7 @@ The method
 * :mod:`~snntb_adaptive.dynamics` - typed neuron state, the update rules and
   one step, pure functions of tensors (read it next to ``docs/spec.md``);
 * :mod:`~snntb_adaptive.kernel` - the table of step kernels: the fused C++
-  op and TensorFlow ops, same results;
+  op and TensorFlow ops, same results; the event-driven synapses' op;
 * :mod:`~snntb_adaptive.layers` - the Keras spiking layers;
 * :mod:`~snntb_adaptive.network` - supported layers and the layer table;
 * :mod:`~snntb_adaptive.phase1` - the table of Phase-1 methods;
