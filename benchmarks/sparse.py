@@ -92,13 +92,7 @@ def whole(snn_by_kernel, parsed, x, rounds, out):
     from snntb_adaptive import bench
     any_snn = next(iter(snn_by_kernel.values()))
     T = any_snn._num_timesteps
-
-    @tf.function
-    def dense_loop(xb):
-        acc = tf.zeros_like(parsed(xb, training=False))
-        for _ in tf.range(T):
-            acc += parsed(xb, training=False)
-        return acc
+    dense_loop = bench.dense_floor_fn(parsed, T)
     xb = np.asarray(x, np.float32)
     runs = [(bench.FLOOR, lambda b: dense_loop(tf.constant(xb)).numpy())]
     for name, snn in snn_by_kernel.items():

@@ -220,6 +220,21 @@ def _interleaved_medians(runs, rounds):
     return {label: statistics.median(v) for label, v in times.items()}
 
 
+def dense_floor_fn(parsed, steps):
+    """This machine's dense-compute floor: a function that runs the parsed
+    ANN ``steps`` times on a batch in one compiled loop (the reference of
+    every ratio)."""
+    import tensorflow as tf
+
+    @tf.function
+    def dense_loop(xb):
+        acc = tf.zeros_like(parsed(xb, training=False))
+        for _ in tf.range(steps):
+            acc += parsed(xb, training=False)
+        return acc
+    return dense_loop
+
+
 def bench_model(name, config_path, batches, out=print):
     import numpy as np
     import tensorflow as tf
@@ -276,12 +291,7 @@ def bench_model(name, config_path, batches, out=print):
     def batch(b):
         return np.asarray(x[(b % (len(x) // bs)) * bs:][:bs], np.float32)
 
-    @tf.function
-    def dense_loop(xb):
-        acc = tf.zeros_like(parsed(xb, training=False))
-        for _ in tf.range(T):
-            acc += parsed(xb, training=False)
-        return acc
+    dense_loop = dense_floor_fn(parsed, T)
 
     def dense_floor(b):
         dense_loop(tf.constant(batch(b))).numpy()

@@ -89,6 +89,34 @@ def build_snn(config, parsed, testset=None):
     return pipeline.build(config, parsed, testset)
 
 
+def run_phase1(wd, label, extra, **kw):
+    """Validate, parse and run Phase 1 (a calibration, with ``preset =
+    calibrated``) on a config written into ``wd`` (label ``label``,
+    ``extra`` appended): ``(config, parsed model, testset, path of the
+    run's calibration.json)``."""
+    from snntb_adaptive import calibration
+    cfg = setup(write_config(wd, name=label + '.ini', label=label,
+                             extra=extra, **kw))
+    parsed, testset = parse_and_normalise(cfg)
+    path = os.path.join(cfg.get('paths', 'log_dir_of_current_run'),
+                        calibration.CALIBRATION_FILE)
+    return cfg, parsed, testset, path
+
+
+def accuracy_per_step(snn, testset):
+    """Top-1 accuracy after each step on the whole test set, batch by
+    batch in the compiled loop."""
+    x, y = testset['x_test'], np.argmax(testset['y_test'], axis=1)
+    correct = 0
+    for start in range(0, len(x), snn.batch_size):
+        readout, _, _ = snn.simulate_batch(x[start:start + snn.batch_size])
+        snn.reset(0)
+        scores = snn.readout_scores(readout)
+        correct = correct + np.sum(np.argmax(scores, axis=2) ==
+                                   y[start:start + snn.batch_size], axis=1)
+    return correct / len(x)
+
+
 @pytest.fixture(scope='session')
 def digits_dir(tmp_path_factory):
     return make_workdir(str(tmp_path_factory.mktemp('digits')))

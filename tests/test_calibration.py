@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import (build_snn, make_workdir, parse_and_normalise, setup,
+from conftest import (accuracy_per_step, build_snn, make_workdir,
+                      parse_and_normalise, run_phase1, setup,
                       write_config)
 from snntb_adaptive import calibration
 from snntb_adaptive.errors import ConfigError, CorruptFileError
@@ -32,12 +33,7 @@ def wd(tmp_path_factory):
 
 
 def _calibrate(wd, label, extra=CALIBRATED, **kw):
-    cfg = setup(write_config(wd, name=label + '.ini', label=label,
-                             extra=extra, **kw))
-    parsed, testset = parse_and_normalise(cfg)
-    path = os.path.join(cfg.get('paths', 'log_dir_of_current_run'),
-                        calibration.CALIBRATION_FILE)
-    return cfg, parsed, testset, path
+    return run_phase1(wd, label, extra, **kw)
 
 
 def _without_time(path):
@@ -119,18 +115,6 @@ def test_file_round_trips_and_bad_files_are_refused(wd, tmp_path):
         calibration.apply(fresh, other, lambda lay: id(lay) in spiking)
 
 
-def _accuracy_per_step(snn, testset):
-    x, y = testset['x_test'], np.argmax(testset['y_test'], axis=1)
-    correct = 0
-    for start in range(0, len(x), snn.batch_size):
-        readout, _, _ = snn.simulate_batch(x[start:start + snn.batch_size])
-        snn.reset(0)
-        scores = snn.readout_scores(readout)
-        correct = correct + np.sum(np.argmax(scores, axis=2) ==
-                                   y[start:start + snn.batch_size], axis=1)
-    return correct / len(x)
-
-
 def test_closer_to_the_ann_at_short_t(wd):
     """Digits CNN, 360 test images, T = 8 (measured: SNN-TB's weight
     normalisation 52.5 %, calibrated for T = 8 94.2 %, ANN 95.8 %)."""
@@ -140,9 +124,9 @@ def test_closer_to_the_ann_at_short_t(wd):
     cfg, parsed, testset, _ = _calibrate(wd, 'cal_ann', extra=base, **kw)
     ann = np.mean(np.argmax(parsed.predict(testset['x_test']), 1) ==
                   np.argmax(testset['y_test'], 1))
-    stock = _accuracy_per_step(build_snn(cfg, parsed, testset), testset)
+    stock = accuracy_per_step(build_snn(cfg, parsed, testset), testset)
     cfg, parsed, testset, _ = _calibrate(wd, 'cal_acc', **kw)
-    calibrated = _accuracy_per_step(build_snn(cfg, parsed, testset), testset)
+    calibrated = accuracy_per_step(build_snn(cfg, parsed, testset), testset)
     assert ann - calibrated[-1] < 0.04
     assert ann - stock[-1] > 0.3
     assert calibrated[-1] - stock[-1] > 0.3

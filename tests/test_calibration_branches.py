@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import (build_snn, parse_and_normalise, setup, write_config)
+from conftest import accuracy_per_step, build_snn, run_phase1
 from snntb_adaptive import calibration
 
 T = 8
@@ -53,28 +53,6 @@ def residual_wd(tmp_path_factory):
     return wd
 
 
-def _run(wd, label, extra, **kw):
-    cfg = setup(write_config(wd, name=label + '.ini', label=label,
-                             extra=extra, **kw))
-    parsed, testset = parse_and_normalise(cfg)
-    path = os.path.join(cfg.get('paths', 'log_dir_of_current_run'),
-                        calibration.CALIBRATION_FILE)
-    return cfg, parsed, testset, path
-
-
-def _accuracy(cfg, parsed, testset):
-    snn = build_snn(cfg, parsed, testset)
-    x, y = testset['x_test'], np.argmax(testset['y_test'], axis=1)
-    correct = 0
-    for start in range(0, len(x), snn.batch_size):
-        readout, _, _ = snn.simulate_batch(x[start:start + snn.batch_size])
-        snn.reset(0)
-        scores = snn.readout_scores(readout)
-        correct = correct + np.sum(np.argmax(scores, axis=2) ==
-                                   y[start:start + snn.batch_size], axis=1)
-    return correct / len(x)
-
-
 def test_max_gating_by_hand():
     """One 2x2 window, spikes at (0, 0), then (0, 1) twice: the gate
     follows the largest accumulated input (the first on a tie), so the
@@ -90,7 +68,7 @@ def test_max_gating_by_hand():
 
 
 def test_residual_network_is_calibrated_along_the_graph(residual_wd):
-    cfg, parsed, testset, path = _run(residual_wd, 'res_cal', CALIBRATED,
+    cfg, parsed, testset, path = run_phase1(residual_wd, 'res_cal', CALIBRATED,
                                       duration=T, batch_size=40,
                                       num_to_test=360)
     data = calibration.read(path)
@@ -126,12 +104,13 @@ def test_residual_network_is_calibrated_along_the_graph(residual_wd):
     # normalisation 68.9 %)
     ann = np.mean(np.argmax(parsed.predict(testset['x_test']), 1) ==
                   np.argmax(testset['y_test'], 1))
-    calibrated = _accuracy(cfg, parsed, testset)
-    stock_cfg, stock, stock_test, _ = _run(
+    calibrated = accuracy_per_step(build_snn(cfg, parsed, testset), testset)
+    stock_cfg, stock, stock_test, _ = run_phase1(
         residual_wd, 'res_stock', "\n[adaptive_threshold]\npreset = "
         "authors_executed\neta_scale = 1\n", duration=T, batch_size=40,
         num_to_test=360)
-    plain = _accuracy(stock_cfg, stock, stock_test)
+    plain = accuracy_per_step(build_snn(stock_cfg, stock, stock_test),
+                              stock_test)
     print('ANN {:.4f}, calibrated {:.4f}, stock {:.4f}'.format(
         ann, calibrated[-1], plain[-1]))
     assert ann - calibrated[-1] < 0.04

@@ -136,6 +136,19 @@ def test_empty_input_gives_the_bias():
         layer.bias.numpy(), out.shape))
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """A list that gets an entry for every call of the event-driven op."""
+    made = []
+    original = kernel.sparse_conv
+
+    def counting(*args, **kw):
+        made.append(1)
+        return original(*args, **kw)
+    monkeypatch.setattr(kernel, 'sparse_conv', counting)
+    return made
+
+
 @pytest.fixture(scope='module')
 def digits_wd(tmp_path_factory):
     return make_workdir(str(tmp_path_factory.mktemp('sparse')), num_test=40)
@@ -144,20 +157,13 @@ def digits_wd(tmp_path_factory):
 @pytest.mark.parametrize('preset', ['paper', 'calibrated',
                                     'paper\navg_pooling = linear'])
 def test_whole_network_same_spikes_with_every_kernel(digits_wd, preset,
-                                                     monkeypatch):
+                                                     monkeypatch, calls):
     """The digits CNN: sparse, auto (choosing per step for every layer but
     the first: its layers are below SPARSE_MIN_MACS, lowered here; the
     input densities, 13-18 %, lie on both sides of the crossover), fused
     and TensorFlow ops, on the compiled loop and the step path, give the
     same output, counts and thresholds."""
     monkeypatch.setattr(kernel, 'SPARSE_MIN_MACS', 0)
-    calls = []
-    original = kernel.sparse_conv
-
-    def counting(*args, **kw):
-        calls.append(1)
-        return original(*args, **kw)
-    monkeypatch.setattr(kernel, 'sparse_conv', counting)
     extra = "\n[adaptive_threshold]\npreset = {}\nkernel = sparse\n".format(
         preset)
     label = 'sp_' + preset.replace('\n', '_').replace(' = ', '_')
@@ -204,17 +210,10 @@ def test_auto_leaves_small_layers_dense(digits_wd):
     assert {lay.synapses for lay in snn._spiking[1:]} == {'sparse'}
 
 
-def test_auto_takes_the_dense_op_above_the_crossover(monkeypatch):
+def test_auto_takes_the_dense_op_above_the_crossover(calls):
     layer = _built(_plain(layers.SpikeConv2D), (2, 6, 6, 3), filters=4,
                    kernel_size=3, padding='same')
     layer.synapses = 'auto'
-    calls = []
-    original = kernel.sparse_conv
-
-    def counting(*args, **kw):
-        calls.append(1)
-        return original(*args, **kw)
-    monkeypatch.setattr(kernel, 'sparse_conv', counting)
     rng = np.random.default_rng(7)
     for density, used in ((0.05, True), (0.6, False)):
         calls.clear()
