@@ -313,7 +313,6 @@ def main(argv=None):
                                 prepared.testset, args.images, out)
                 out("\n({} s for this part)".format(int(time.time() - t0)))
                 del nets
-                np.random.seed(0)
     return 0
 
 

@@ -784,10 +784,8 @@ def apply(model, data, is_spiking):
             "the calibration file's layers ({}) are not the model's spiking "
             "layers ({}); delete it to calibrate again".format(
                 ', '.join(entries), ', '.join(lay.name for lay in spiking)))
-    scale_of = {model.layers[0].name: np.ones(
-        int(model.layers[0].output_shape[0][-1]
-            if isinstance(model.layers[0].output_shape, list)
-            else model.layers[0].output_shape[-1]), np.float32)}
+    scale_of = {model.layers[0].name: np.ones(int(model.input_shape[-1]),
+                                              np.float32)}
     for layer in model.layers[1:]:
         inputs = inbound_layers(layer)
         scales = scale_of[inputs[0].name]

@@ -89,6 +89,13 @@ def build_snn(config, parsed, testset=None):
     return pipeline.build(config, parsed, testset)
 
 
+#: ``preset = calibrated`` for exactly T = 8 steps (horizon 1) on 200
+#: images: the calibration tests' setting (the pinned calibration's too)
+CALIBRATED_T8 = ("\n[adaptive_threshold]\npreset = calibrated\n"
+                 "calibration_steps = 8\ncalibration_samples = 200\n"
+                 "calibration_horizon = 1\n")
+
+
 def run_phase1(wd, label, extra, **kw):
     """Validate, parse and run Phase 1 (a calibration, with ``preset =
     calibrated``) on a config written into ``wd`` (label ``label``,

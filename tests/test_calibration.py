@@ -13,8 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import (accuracy_per_step, build_snn, make_workdir,
-                      parse_and_normalise, run_phase1, setup,
+from conftest import (CALIBRATED_T8, accuracy_per_step, build_snn,
+                      make_workdir, parse_and_normalise, run_phase1, setup,
                       write_config)
 from snntb_adaptive import calibration
 from snntb_adaptive.errors import ConfigError, CorruptFileError
@@ -22,9 +22,7 @@ from snntb_adaptive.errors import ConfigError, CorruptFileError
 T = 8
 # horizon 1: these tests calibrate for exactly T = 8 steps (the pinned
 # calibration too); the default horizon has its own test
-CALIBRATED = ("\n[adaptive_threshold]\npreset = calibrated\n"
-              "calibration_steps = {}\ncalibration_samples = 200\n"
-              "calibration_horizon = 1\n".format(T))
+CALIBRATED = CALIBRATED_T8
 
 
 @pytest.fixture(scope='module')

@@ -14,13 +14,12 @@ import os
 import numpy as np
 import pytest
 
-from conftest import accuracy_per_step, build_snn, run_phase1
+from conftest import (CALIBRATED_T8, accuracy_per_step, build_snn,
+                      run_phase1)
 from snntb_adaptive import calibration
 
 T = 8
-CALIBRATED = ("\n[adaptive_threshold]\npreset = calibrated\n"
-              "calibration_steps = {}\ncalibration_samples = 200\n"
-              "calibration_horizon = 1\n".format(T))
+CALIBRATED = CALIBRATED_T8
 
 
 @pytest.fixture(scope='module')
