@@ -1,9 +1,9 @@
 """How long to calibrate for: accuracy after t steps of networks calibrated
 for T_c steps (``preset = calibrated``, the other keys at their defaults),
 on development images, measured with the calibration's own layer simulator
-chained over the network (the IF neurons SNN-TB's INI simulator runs, all
-layers in one pass per layer; the readout is the output layer's summed
-input). This chose ``calibration_horizon`` (docs/results.md, "The
+over the network (``calibration.simulate_network``: the IF neurons SNN-TB's
+INI simulator runs, one layer at a time; the readout is the output layer's
+summed input). This chose ``calibration_horizon`` (docs/results.md, "The
 calibration horizon"); the held-out tables are full runs of the pipeline.
 
     python benchmarks/calibration_horizon.py CONFIG --data DIR \\
@@ -28,34 +28,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import numpy as np  # noqa: E402
 
 
-def evaluate(model, records, x, y, steps, is_spiking):
+def evaluate(model, x, y, steps, is_spiking):
     """Top-1 accuracy (%) after each of ``steps`` steps of the calibrated
-    network on ``x``."""
-    from snntb_adaptive import calibration as C
-    by = {r['name']: r for r in records}
-    layers = model.layers[1:]
-    last = [lay for lay in layers if is_spiking(lay)][-1]
-    source, pending, num = x, [], len(x)
-    for layer in layers:
-        if not is_spiking(layer):
-            pending.append(layer)
-            continue
-        r = by[layer.name]
-        v0 = C.membrane_fraction(r['initial_membrane'], r['threshold'])
-        if layer is last:
-            cum = np.zeros((steps, num, int(layer.output_shape[-1])))
-            for s in range(0, num, 100):
-                e = min(num, s + 100)
-                xx = source.get(s, e, 1.0)
-                xx = xx.reshape((steps * (e - s),) + xx.shape[2:])
-                for p in pending:
-                    xx = np.asarray(p(xx))
-                imp = C.impulse(layer, xx).reshape((steps, e - s, -1))
-                cum[:, s:e] = np.cumsum(imp, axis=0)
-            return (np.argmax(cum, -1) == y[None]).mean(-1) * 100
-        _, _, source = C.simulate_layer(layer, source, pending, steps, 1.0,
-                                        v0, num)
-        pending = []
+    network on ``x`` (:func:`calibration.simulate_network
+    <snntb_adaptive.calibration.simulate_network>`, chunks of 200)."""
+    from snntb_adaptive.calibration import simulate_network
+    correct = np.zeros(steps)
+    for s in range(0, len(x), 200):
+        readout = simulate_network(model, x[s:s + 200], steps, 1.0,
+                                   is_spiking)
+        correct += np.sum(np.argmax(readout, -1) == y[None, s:s + 200], -1)
+    return correct / len(x) * 100
 
 
 def main(argv=None):
@@ -97,9 +80,9 @@ def main(argv=None):
             x = np.load(os.path.join(data, 'x_norm.npz'))['arr_0'][
                 :args.samples].astype(np.float32)
             t0 = time.time()
-            records = calibration.calibrate(parsed, x, T, 1.0, is_spiking)
+            calibration.calibrate(parsed, x, T, 1.0, is_spiking)
             seconds = time.time() - t0
-            acc = evaluate(parsed, records,
+            acc = evaluate(parsed,
                            np.asarray(testset['x_test'], np.float32),
                            np.argmax(testset['y_test'], -1), max(steps),
                            is_spiking)

@@ -85,6 +85,15 @@ ALPHAS = np.concatenate([np.linspace(0.05, 0.5, 10, endpoint=False),
 #: images x positions), at least SEARCH_ROWS rows
 SEARCH_VALUES = 1 << 22
 SEARCH_ROWS = 1 << 13
+#: the horizons ``calibration_horizon = auto`` tries (fractions of
+#: ``calibration_steps``; docs/results.md, "The calibration horizon")
+HORIZONS = (0.25, 0.5)
+#: ``auto``: the x_norm images after the calibration's that judge the
+#: candidates, at most SELECT_IMAGES and at most SELECT_IMAGE_STEPS / T
+SELECT_IMAGES = 512
+SELECT_IMAGE_STEPS = 1 << 14
+#: fewer held-aside images than this: the calibration images judge
+SELECT_MIN_IMAGES = 64
 #: bias corrections per layer (each one simulates the layer again; a second
 #: one gained 0.5 points at T = 16 on VGG7 while developing, see
 #: docs/results.md)
@@ -493,6 +502,139 @@ def calibrate(model, x, steps, v_max, is_spiking, frac=0.5,
     return records
 
 
+def simulate_network(model, x, steps, v_max, is_spiking, max_spikes=1):
+    """The calibrated network (its scaled parameters and
+    ``model.initial_membrane``, as :func:`calibrate` or :func:`apply` leave
+    them) run for ``steps`` steps on images ``x`` with the calibration's
+    layer simulator, along the graph: returns the output layer's summed
+    input after each step, ``(steps, N, classes)`` (the membrane readout,
+    whose largest entry is the prediction)."""
+    x = np.asarray(x, np.float32)
+    num = len(x)
+    layers = model.layers[1:]
+    last = [lay for lay in layers if is_spiking(lay)][-1]
+    first = model.layers[0].name
+    sources = {first: _Images(x)}
+    left = _consumers(model)
+    for layer in layers:
+        names = [inb.name for inb in inbound_layers(layer)]
+        if not is_spiking(layer):
+            sources[layer.name] = _Through(layer, [sources[n] for n in names])
+            _release(names, left, sources)
+            continue
+        source = sources[names[0]]
+        if layer is last:
+            readout = np.zeros((steps, num, int(np.prod(
+                layer.output_shape[1:]))), np.float32)
+            for start in range(0, num, 100):
+                stop = min(num, start + 100)
+                imp = impulse(layer, source.get(start, stop, steps, v_max))
+                imp = imp.reshape((1 if source.constant else steps,
+                                   stop - start, -1))
+                readout[:, start:stop] = np.cumsum(np.broadcast_to(
+                    imp, (steps,) + imp.shape[1:]), axis=0)
+            return readout
+        v0 = np.float32(v_max) * np.asarray(
+            model.initial_membrane[layer.name], np.float32)
+        _, _, trains = simulate_layer(layer, source, (), steps, v_max, v0,
+                                      num, max_spikes=max_spikes)
+        sources[layer.name] = _Spikes(trains)
+        _release(names, left, sources)
+
+
+def ann_scores(model, x, is_spiking):
+    """The ANN's scores on images ``x`` (the output layer's input before
+    any activation), ``(N, classes)``, with the model's current
+    parameters, along the graph."""
+    x = np.asarray(x, np.float32)
+    layers = model.layers[1:]
+    last = [lay for lay in layers if is_spiking(lay)][-1]
+    outs = {model.layers[0].name: x}
+    left = _consumers(model)
+    for layer in layers:
+        names = [inb.name for inb in inbound_layers(layer)]
+        ins = [outs[n] for n in names]
+        if layer is last:
+            return impulse(layer, ins[0]).reshape(len(x), -1)
+        outs[layer.name] = np.asarray(layer(ins if len(ins) > 1 else ins[0],
+                                            training=False))
+        _release(names, left, outs)
+
+
+def calibrate_horizons(model, x, x_judge, candidates, steps, v_max,
+                       is_spiking, **kwargs):
+    """Calibrate for each of ``candidates`` (``[(horizon, simulated
+    steps), ...]``, :attr:`Settings.calibration_candidates
+    <snntb_adaptive.config.Settings.calibration_candidates>`) and keep the
+    calibration whose network, run for ``steps`` steps on the images
+    ``x_judge`` (:func:`simulate_network`), gives the ANN's class most often
+    (ties: the smaller RMS difference between its scores and the ANN's, in
+    ANN units). ``kwargs`` go to :func:`calibrate`. The model ends with the
+    kept parameters. Returns ``(records, selection)``: the kept
+    calibration's records and, with several candidates, what was measured
+    (``{'steps', 'images', 'candidates': [{'horizon', 'simulated_steps',
+    'agreement', 'score_rmse', 'seconds'}, ...], 'chosen'}``; None for
+    one candidate)."""
+    if len(candidates) == 1:
+        return calibrate(model, x, candidates[0][1], v_max, is_spiking,
+                         **kwargs), None
+    max_spikes = kwargs.get('max_spikes', 1)
+    check_memory(model.layers[1:], len(x_judge), steps, max_spikes)
+    original = [layer.get_weights() for layer in model.layers]
+    ann = ann_scores(model, x_judge, is_spiking)
+    best, rows = None, []
+    for horizon, simulated in candidates:
+        for layer, weights in zip(model.layers, original):
+            layer.set_weights(weights)
+        t0 = time.time()
+        records = calibrate(model, x, simulated, v_max, is_spiking, **kwargs)
+        scores = simulate_network(model, x_judge, steps, v_max, is_spiking,
+                                  max_spikes)[-1] * (np.asarray(
+                                      records[-1]['weight_scale'],
+                                      np.float32) / np.float32(steps))
+        row = {'horizon': horizon, 'simulated_steps': simulated,
+               'agreement': float(np.mean(
+                   np.argmax(scores, 1) == np.argmax(ann, 1))),
+               'score_rmse': float(np.sqrt(np.mean(np.square(
+                   scores.astype(np.float64) - ann)))),
+               'seconds': round(time.time() - t0, 3)}
+        rows.append(row)
+        log.info("horizon {:g} (simulating {} steps): the network gives the "
+                 "ANN's class on {:.2f} % of {} held-aside images at T = {} "
+                 "(score RMS difference {:.4g}; {:.1f} s)".format(
+                     horizon, simulated, 100 * row['agreement'],
+                     len(x_judge), steps, row['score_rmse'], row['seconds']))
+        key = (-row['agreement'], row['score_rmse'])
+        if best is None or key < best[0]:
+            best = (key, records, horizon)
+    for layer, weights in zip(model.layers, original):
+        layer.set_weights(weights)
+    apply(model, {'layers': best[1]}, is_spiking)
+    log.info("kept horizon {:g}".format(best[2]))
+    return best[1], {'steps': steps, 'images': len(x_judge),
+                     'candidates': rows, 'chosen': best[2]}
+
+
+def judge_images(x_norm, samples, steps):
+    """The images ``calibration_horizon = auto`` judges its candidates on:
+    the x_norm images after the first ``samples`` (the calibration's), at
+    most :data:`SELECT_IMAGES` and :data:`SELECT_IMAGE_STEPS` / ``steps``
+    (at least :data:`SELECT_MIN_IMAGES`); when fewer than
+    :data:`SELECT_MIN_IMAGES` are left, the calibration images (with a
+    warning: they judge less fairly)."""
+    n = max(SELECT_MIN_IMAGES, min(SELECT_IMAGES,
+                                   SELECT_IMAGE_STEPS // steps))
+    rest = x_norm[samples:samples + n]
+    if len(rest) >= SELECT_MIN_IMAGES:
+        return np.asarray(rest, np.float32)
+    log.warning("calibration_horizon = auto: x_norm has {} images after the "
+                "{} calibration images, fewer than {}: the calibration "
+                "images judge the horizons (give x_norm {} more images for "
+                "a fairer choice)".format(max(0, len(x_norm) - samples),
+                                          samples, SELECT_MIN_IMAGES, n))
+    return np.asarray(x_norm[:min(samples, n)], np.float32)
+
+
 def _release(names, left, *tables):
     """One consumer of each of ``names`` is done: forget the outputs no
     layer needs any more."""
@@ -544,7 +686,7 @@ def phase1(model, config, x_norm=None, **kwargs):
     images, calibration settings) is applied instead of calibrating again.
     The outcome is also attached to the model (``calibration_record``) for
     ``results.json``."""
-    from snntb_adaptive.config import settings_from_config
+    from snntb_adaptive.config import horizon_text, settings_from_config
     from snntb_adaptive.foreign_models import model_files
     from snntb_adaptive.network import spiking_layers
     from snntb_adaptive.normalisation import (keep_reference, phase1_rows,
@@ -567,10 +709,18 @@ def phase1(model, config, x_norm=None, **kwargs):
     log_dir = config.get('paths', 'log_dir_of_current_run')
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, CALIBRATION_FILE)
+    candidates = settings.calibration_candidates
     recorded = dict(settings.calibration(), v_max=v_max, images=len(x),
                     format=FORMAT,
                     corrections=CORRECTIONS)
-    fp = fingerprint(model_files(config), x, recorded)
+    judge = None
+    if len(candidates) > 1:
+        judge = judge_images(x_norm, samples,
+                             settings.calibration_steps)
+        recorded.update(horizons=list(HORIZONS), judge_images=len(judge))
+    fp = fingerprint(model_files(config),
+                     x if judge is None else np.concatenate([x, judge]),
+                     recorded)
     if os.path.exists(path) and older_format(path):
         kept = os.path.join(log_dir, kept_name(path))
         os.replace(path, kept)
@@ -589,18 +739,16 @@ def phase1(model, config, x_norm=None, **kwargs):
             log.info("the model, images or calibration settings changed: "
                      "calibrating again (the earlier calibration is kept as "
                      "{})".format(kept))
-        log.info("calibrating for T = {} steps (simulating {}: "
-                 "calibration_horizon = {:g}) on {} x_norm images "
+        log.info("calibrating for T = {} steps ({}) on {} x_norm images "
                  "(thresholds per {}, initial membrane {} x threshold, "
                  "{} correction)...".format(
-                     settings.calibration_steps,
-                     settings.calibration_simulated_steps,
-                     settings.calibration_horizon, len(x),
+                     settings.calibration_steps, horizon_text(settings),
+                     len(x),
                      settings.calibration_thresholds, settings.mem_init,
                      settings.calibration_correction))
         t0 = time.time()
-        records = calibrate(
-            model, x, settings.calibration_simulated_steps, v_max,
+        records, selection = calibrate_horizons(
+            model, x, judge, candidates, settings.calibration_steps, v_max,
             is_spiking,
             frac=settings.mem_init,
             per_channel=settings.calibration_thresholds == 'channel',
@@ -608,14 +756,15 @@ def phase1(model, config, x_norm=None, **kwargs):
             max_spikes=settings.max_spikes,
             potential=settings.calibration_potential)
         seconds = time.time() - t0
-        write(path, records, fp, recorded, seconds)
+        write(path, records, fp, recorded, seconds, selection)
         log.info("calibration took {:.1f} s; parameters written to {}"
                  "".format(seconds, path))
         data = read(path)
         reused = False
     object.__setattr__(model, 'calibration_record', {
         'file': path, 'fingerprint': fp, 'seconds': data['seconds'],
-        'reused': reused, 'settings': recorded})
+        'reused': reused, 'settings': recorded,
+        'horizon_selection': data.get('selection')})
     rows = phase1_rows(model, config, {
         entry['name']: max(entry['threshold']) for entry in data['layers']})
     write_phase1(config, rows, normalised=True, method='calibrated')
@@ -648,7 +797,7 @@ def _floats(a):
     return None if a is None else [float(v) for v in np.asarray(a).ravel()]
 
 
-def write(path, records, fp, settings, seconds):
+def write(path, records, fp, settings, seconds, selection=None):
     """The calibration file (JSON): ``format``, ``method``
     (``"calibrated"``), ``fingerprint``, ``settings`` (steps, images,
     thresholds per channel or layer, ``mem_init``, ``v_max``), ``seconds``
@@ -665,7 +814,8 @@ def write(path, records, fp, settings, seconds):
     activations and the calibrated SNN's T-step rates on the calibration
     images). With the ANN's own weights, these parameters define the
     calibrated SNN in any simulator with per-neuron thresholds.
-    ``content_sha256`` is the SHA-256 of everything else (:func:`digest`):
+    ``selection`` (``calibration_horizon = auto`` only): what judged the
+    horizons (:func:`calibrate_horizons`). ``content_sha256`` is the SHA-256 of everything else (:func:`digest`):
     a file edited by hand (or damaged) is not reused."""
     from snntb_adaptive.compat import write_json_atomic
     layers = [{'name': r['name'], 'type': r['type'],
@@ -677,6 +827,8 @@ def write(path, records, fp, settings, seconds):
     data = {'format': FORMAT, 'method': 'calibrated', 'fingerprint': fp,
             'settings': settings, 'seconds': round(seconds, 3),
             'layers': layers}
+    if selection is not None:
+        data['selection'] = selection
     data['content_sha256'] = digest(data)
     write_json_atomic(path, data, indent=1)
     return path
@@ -733,6 +885,8 @@ def read(path):
         if not isinstance(seconds, (int, float)) or isinstance(
                 seconds, bool) or not seconds >= 0:
             raise ValueError('its seconds is not a number of seconds')
+        if not isinstance(data.get('selection', {}), dict):
+            raise ValueError('its selection is not an object')
         if data.get('content_sha256') != digest(data):
             raise ValueError('its content does not match its content_sha256:'
                              ' edited or damaged')

@@ -28,7 +28,9 @@ adds one section::
     mem_init =              # initial membrane potential / V_max, in [0, 1)
                             # (empty: 0.5 for preset = calibrated, else 0)
     calibration_steps = 32  # preset = calibrated: the T it calibrates for
-    calibration_horizon = 0.25  # ... simulating round(horizon x T) steps
+    calibration_horizon = auto  # ... simulating round(horizon x T) steps;
+                            # auto: the horizon of HORIZONS whose network
+                            # agrees best with the ANN (calibration.py)
     calibration_samples = 512  # ... on the first N images of x_norm
     calibration_thresholds = channel  # ... one threshold per channel | layer
     calibration_correction = potential  # ... corrects the initial membrane
@@ -93,7 +95,7 @@ DEFAULTS = {
     'ray_timeout': '30',
     'mem_init': '',
     'calibration_steps': '32',
-    'calibration_horizon': '0.25',
+    'calibration_horizon': 'auto',
     'calibration_samples': '512',
     'calibration_thresholds': 'channel',
     'calibration_correction': 'potential',
@@ -126,8 +128,9 @@ class Settings:
     mem_init: float = 0.0
     #: ``preset = calibrated``: steps T, x_norm images, threshold granularity
     calibration_steps: int = 32
-    #: the fraction of ``calibration_steps`` the calibration simulates
-    calibration_horizon: float = 0.25
+    #: the fraction of ``calibration_steps`` the calibration simulates, or
+    #: ``'auto'`` (each of ``calibration.HORIZONS``, the best kept)
+    calibration_horizon: object = 'auto'
     calibration_samples: int = 512
     calibration_thresholds: str = 'channel'
     calibration_correction: str = 'potential'
@@ -137,18 +140,29 @@ class Settings:
     max_spikes: int = 1
 
     @property
-    def calibration_simulated_steps(self):
-        """The steps the calibration simulates each layer for:
-        ``round(calibration_horizon * calibration_steps)``, at least 1."""
-        return max(1, int(round(self.calibration_horizon *
-                                self.calibration_steps)))
+    def calibration_candidates(self):
+        """``[(horizon, simulated steps), ...]`` the calibration tries: the
+        one horizon given, or for ``auto`` each of
+        :data:`calibration.HORIZONS <snntb_adaptive.calibration.HORIZONS>`
+        (one per distinct number of steps, the shorter horizon kept);
+        ``round(horizon * calibration_steps)`` steps, at least 1."""
+        from snntb_adaptive.calibration import HORIZONS
+        horizons = HORIZONS if self.calibration_horizon == 'auto' else \
+            (self.calibration_horizon,)
+        candidates = []
+        for horizon in horizons:
+            steps = max(1, int(round(horizon * self.calibration_steps)))
+            if steps not in [s for _, s in candidates]:
+                candidates.append((horizon, steps))
+        return candidates
 
     def calibration(self):
         """The settings the calibration depends on (its fingerprint; the
         calibration file's ``settings``)."""
         return {'steps': self.calibration_steps,
                 'horizon': self.calibration_horizon,
-                'simulated_steps': self.calibration_simulated_steps,
+                'simulated_steps': [s for _, s in
+                                    self.calibration_candidates],
                 'samples': self.calibration_samples,
                 'thresholds': self.calibration_thresholds,
                 'mem_init': self.mem_init,
@@ -305,15 +319,32 @@ def settings_from_mapping(section):
                                       PRECISIONS))
 
 
+def horizon_text(settings):
+    """How the calibration's horizon reads in the settings table and log:
+    ``simulating 4: horizon 0.25`` or ``horizon auto: simulating 4 or 8,
+    the better kept``."""
+    candidates = settings.calibration_candidates
+    if settings.calibration_horizon != 'auto':
+        return 'simulating {}: horizon {:g}'.format(
+            candidates[0][1], settings.calibration_horizon)
+    steps = [str(s) for _, s in candidates]
+    if len(steps) == 1:
+        return 'horizon auto: simulating ' + steps[0]
+    return 'horizon auto: simulating {} or {}, the better kept'.format(
+        ', '.join(steps[:-1]), steps[-1])
+
+
 def _horizon(value):
+    if value.strip().lower() == 'auto':
+        return 'auto'
     try:
         number = float(value)
     except ValueError:
         number = None
     if number is None or not 0 < number <= 1:   # also rejects nan
         raise ConfigError("[adaptive_threshold] calibration_horizon = {!r}: "
-                          "give a number in (0, 1], the fraction of "
-                          "calibration_steps the calibration simulates."
+                          "give auto or a number in (0, 1], the fraction "
+                          "of calibration_steps the calibration simulates."
                           "".format(value))
     return number
 
@@ -579,12 +610,10 @@ def format_settings(settings, config=None):
     if settings.max_spikes != 1:
         rows.append(('max_spikes_per_step', settings.max_spikes))
     if settings.phase1 == 'calibrated':
-        rows.append(('calibration', 'for {} steps (simulating {}: horizon '
-                     '{:g}), {} x_norm images, thresholds per {}, {} '
-                     'correction'.format(
+        rows.append(('calibration', 'for {} steps ({}), {} x_norm images, '
+                     'thresholds per {}, {} correction'.format(
                          settings.calibration_steps,
-                         settings.calibration_simulated_steps,
-                         settings.calibration_horizon,
+                         horizon_text(settings),
                          settings.calibration_samples,
                          settings.calibration_thresholds,
                          settings.calibration_correction)))

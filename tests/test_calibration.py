@@ -133,8 +133,9 @@ def test_closer_to_the_ann_at_short_t(wd):
 @pytest.mark.parametrize('line, message', [
     ('calibration_steps = 0', "calibration_steps = '0': give a whole number"),
     ('calibration_steps = 8.5', "calibration_steps = '8.5'"),
-    ('calibration_horizon = 0', r"calibration_horizon = '0': give a number "
-     r"in \(0, 1\]"),
+    ('calibration_horizon = 0', r"calibration_horizon = '0': give auto or a "
+     r"number in \(0, 1\]"),
+    ('calibration_horizon = automatic', "calibration_horizon = 'automatic'"),
     ('calibration_horizon = 1.5', "calibration_horizon = '1.5'"),
     ('calibration_horizon = nan', "calibration_horizon = 'nan'"),
     ('calibration_samples = -3', "calibration_samples = '-3'"),
@@ -518,17 +519,18 @@ def test_a_file_of_an_older_format_is_kept_and_calibrated_again(wd):
 
 
 def test_horizon_calibrates_for_its_fraction_of_the_steps(wd):
-    """``calibration_horizon = 0.25`` (the default) with ``calibration_steps
-    = 8`` is the calibration for 2 steps: the same thresholds, initial
-    membranes and biases as ``calibration_steps = 2, calibration_horizon =
-    1``; the file records both numbers."""
-    default = CALIBRATED.replace('calibration_horizon = 1\n', '')
+    """``calibration_horizon = 0.25`` with ``calibration_steps = 8`` is the
+    calibration for 2 steps: the same thresholds, initial membranes and
+    biases as ``calibration_steps = 2, calibration_horizon = 1``; the file
+    records both numbers. (``auto``, the default: test_calibration_horizon.py)"""
+    default = CALIBRATED.replace('calibration_horizon = 1\n',
+                                 'calibration_horizon = 0.25\n')
     _, _, _, p_default = _calibrate(wd, 'horizon_default', extra=default)
     _, _, _, p_two = _calibrate(wd, 'horizon_two', extra=CALIBRATED.replace(
         'calibration_steps = 8', 'calibration_steps = 2'))
     a, b = calibration.read(p_default), calibration.read(p_two)
     assert a['settings']['steps'] == 8 and a['settings']['horizon'] == 0.25
-    assert a['settings']['simulated_steps'] == 2 == \
+    assert a['settings']['simulated_steps'] == [2] == \
         b['settings']['simulated_steps']
     for x, y in zip(a['layers'], b['layers']):
         for key in ('threshold', 'initial_membrane', 'bias', 'weight_scale'):
