@@ -97,7 +97,8 @@ BUGS = [
   'tests/test_hardening.py'),
  # issue 16: the calibration horizon
  ('19 horizon ignored', 'snntb_adaptive/config.py',
-  "int(round(self.calibration_horizon *", "int(round(1.0 *",
+  "int(round(horizon * self.calibration_steps))",
+  "int(round(1.0 * self.calibration_steps))",
   'tests/test_calibration.py'),
  # issue 17: ONNX models
  ('20 flatten in Keras order only', 'snntb_adaptive/onnx_import.py',
@@ -120,6 +121,25 @@ BUGS = [
  ('25 auto: no spike source', 'snntb_adaptive/target_sim.py',
   "                    self._spike_source[k] = origin[names[0]]",
   "                    pass", 'tests/test_sparse.py'),
+ # issue 16: calibration_horizon = auto
+ ('26 auto keeps the worst horizon', 'snntb_adaptive/calibration.py',
+  "key = (-row['agreement'], row['score_rmse'])",
+  "key = (row['agreement'], row['score_rmse'])",
+  'tests/test_calibration_horizon.py'),
+ ('27 auto judges on the calibration images',
+  'snntb_adaptive/calibration.py',
+  "rest = x_norm[samples:samples + n]", "rest = x_norm[:n]",
+  'tests/test_calibration_horizon.py'),
+ ('28 network readout not summed over the steps',
+  'snntb_adaptive/calibration.py',
+  "readout[:, start:stop] = np.cumsum(np.broadcast_to(",
+  "readout[:, start:stop] = np.sum(np.broadcast_to(",
+  'tests/test_calibration_horizon.py'),
+ ('29 auto: the model keeps the last candidate',
+  'snntb_adaptive/calibration.py',
+  "    apply(model, {'layers': best[1]}, is_spiking)",
+  "    apply(model, {'layers': records}, is_spiking)",
+  'tests/test_calibration_horizon.py'),
 ]
 
 

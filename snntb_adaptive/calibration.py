@@ -7,8 +7,13 @@ The calibrated network is SNN-TB's INI network with IF neurons (threshold
 and spike amplitude ``V_max``, reset by subtraction, constant input
 current); calibration only chooses its parameters, on ``x_norm`` images
 (never test data), for a number of steps ``T``: ``round(calibration_horizon
-* calibration_steps)`` (a quarter of the target latency by default: see
-docs/results.md, "The calibration horizon"):
+* calibration_steps)``, a fraction of the target latency (docs/results.md,
+"The calibration horizon"). With ``calibration_horizon = auto`` (the
+default) it calibrates for each fraction of :data:`HORIZONS` and keeps the
+calibration whose network, run for ``calibration_steps`` steps on x_norm
+images held aside from the calibration (:func:`judge_images`), gives the
+ANN's class most often (:func:`calibrate_horizons`). Each calibration
+chooses:
 
 * **thresholds** ``theta`` (per output channel, or per layer with
   ``calibration_thresholds = layer``; always per layer for the output
