@@ -7,12 +7,15 @@ summed input). This chose ``calibration_horizon`` (docs/results.md, "The
 calibration horizon"); the held-out tables are full runs of the pipeline.
 
     python benchmarks/calibration_horizon.py CONFIG --data DIR \\
-        --calibrate-for 2,4,8,16 --steps 2,4,8,16,32 [--num-test 1000]
+        --calibrate-for 2,4,8,16 --steps 2,4,8,16,32 [--num-test 1000] \\
+        [--judge 1000]
 
 ``CONFIG``: a config of the model (its ``[paths]`` are used; the data
 folder ``DIR`` holds ``x_norm.npz`` and ``x_test.npz``/``y_test.npz`` as
-prepare-data writes them: use development images only). Prints one JSON
-line per calibration.
+prepare-data writes them: use development images only). With ``--judge
+N``, also the agreement with the ANN's class (%) on the N x_norm images
+after the calibration's, what ``calibration_horizon = auto`` measures.
+Prints one JSON line per calibration.
 """
 
 import argparse
@@ -49,6 +52,10 @@ def main(argv=None):
     p.add_argument('--steps', default='2,4,8,16,32')
     p.add_argument('--num-test', type=int, default=1000)
     p.add_argument('--samples', type=int, default=512)
+    p.add_argument('--judge', type=int, default=0,
+                   help='also the agreement with the ANN\'s class on this '
+                   'many x_norm images after the calibration\'s (what '
+                   'calibration_horizon = auto measures)')
     args = p.parse_args(argv)
     from snntb_adaptive import calibration, pipeline
     from snntb_adaptive.network import spiking_layers
@@ -77,8 +84,13 @@ def main(argv=None):
 
             def is_spiking(lay):
                 return id(lay) in spiking
-            x = np.load(os.path.join(data, 'x_norm.npz'))['arr_0'][
-                :args.samples].astype(np.float32)
+            x_norm = np.load(os.path.join(data, 'x_norm.npz'))['arr_0']
+            x = x_norm[:args.samples].astype(np.float32)
+            judge = x_norm[args.samples:args.samples + args.judge].astype(
+                np.float32)
+            if args.judge:     # the ANN's classes, before calibrating
+                ann = np.argmax(calibration.ann_scores(parsed, judge,
+                                                       is_spiking), -1)
             t0 = time.time()
             calibration.calibrate(parsed, x, T, 1.0, is_spiking)
             seconds = time.time() - t0
@@ -87,10 +99,15 @@ def main(argv=None):
                            np.argmax(testset['y_test'], -1), max(steps),
                            is_spiking)
             log_dir = config.get('paths', 'log_dir_of_current_run')
-            print(json.dumps({'calibrated_for': T,
-                              'calibration_s': round(seconds),
-                              'accuracy': {t: round(float(acc[t - 1]), 2)
-                                           for t in steps}}), flush=True)
+            line = {'calibrated_for': T, 'calibration_s': round(seconds),
+                    'accuracy': {t: round(float(acc[t - 1]), 2)
+                                 for t in steps}}
+            if args.judge:
+                agree = evaluate(parsed, judge, ann, max(steps), is_spiking)
+                line['agreement'] = {t: round(float(agree[t - 1]), 2)
+                                     for t in steps}
+                line['judge_images'] = len(judge)
+            print(json.dumps(line), flush=True)
         # the checks and SNN-TB made the run's log folder (and empty
         # folders in it); nothing of this script is kept there
         files = [f for _, _, names in os.walk(log_dir) for f in names
