@@ -9,6 +9,7 @@
 # (the peers need the extra: pip install -e ".[peers]", and for Li et al.'s
 # calibration a checkout of github.com/yhhhli/SNN_Calibration in LI_REPO):
 #   bash benchmarks/deep.sh [vgg19] [vgg7] [mnist] [peers] [ablation] [burst]
+#                           [fresh]
 # Each part writes its comparison (summary.md, summary.csv, plots,
 # runs/<setting>/results.json, calibration files) under docs/results/ and
 # prints its wall time.
@@ -88,6 +89,22 @@ for part in $parts; do
         --set paths.runlabel=b_vgg7 \
         --title "cifar10_vgg7.h5, test images 5,000-5,999" \
         --out docs/results/burst_vgg7 ;;
-    *) echo "unknown part $part (vgg19, vgg7, mnist, peers, ablation, burst)"; exit 2 ;;
+    fresh)
+      # calibration_horizon = auto against the fixed quarter on test images
+      # 6,000-6,999, where no horizon had been run before
+      FRESH=runs/deep_fresh/data
+      [ -f $FRESH/x_test.npz ] || $PY -m snntb_adaptive prepare-data npz \
+        --out $FRESH --file ../shared/data/cifar10_test.npz --x-key x_test \
+        --y-key y_test --norm-file ../shared/data/cifar10_norm.npz \
+        --norm-key x_norm --num-norm 1000 --first-test 6000 --num-test 1000
+      timed $PY -m snntb_adaptive compare configs/cifar10_vgg7.ini \
+        --set paths.path_wd=runs/deep_fresh --set paths.dataset_path=$FRESH \
+        --set simulation.duration=16 --set simulation.num_to_test=1000 \
+        --steps 4,8,16 --raster-layer none \
+        --settings $cal=8,$cal=16,$cal=8:calibration_horizon=0.25,$cal=16:calibration_horizon=0.25 \
+        --set paths.runlabel=f_vgg7 \
+        --title "cifar10_vgg7.h5, test images 6,000-6,999" \
+        --out docs/results/fresh_vgg7 ;;
+    *) echo "unknown part $part (vgg19, vgg7, mnist, peers, ablation, burst, fresh)"; exit 2 ;;
   esac
 done

@@ -820,7 +820,8 @@ def write(path, records, fp, settings, seconds, selection=None):
     images). With the ANN's own weights, these parameters define the
     calibrated SNN in any simulator with per-neuron thresholds.
     ``selection`` (``calibration_horizon = auto`` only): what judged the
-    horizons (:func:`calibrate_horizons`). ``content_sha256`` is the SHA-256 of everything else (:func:`digest`):
+    horizons (:func:`calibrate_horizons`). ``content_sha256`` is the
+    SHA-256 of everything else (:func:`digest`):
     a file edited by hand (or damaged) is not reused."""
     from snntb_adaptive.compat import write_json_atomic
     layers = [{'name': r['name'], 'type': r['type'],
