@@ -73,6 +73,7 @@ import time
 
 import numpy as np
 
+from snntb_adaptive.config import CALIBRATION_HORIZONS
 from snntb_adaptive.errors import ConfigError, CorruptFileError
 from snntb_adaptive.log import log
 from snntb_adaptive.network import inbound_layers
@@ -91,8 +92,9 @@ ALPHAS = np.concatenate([np.linspace(0.05, 0.5, 10, endpoint=False),
 SEARCH_VALUES = 1 << 22
 SEARCH_ROWS = 1 << 13
 #: the horizons ``calibration_horizon = auto`` tries (fractions of
-#: ``calibration_steps``; docs/results.md, "The calibration horizon")
-HORIZONS = (0.25, 0.5)
+#: ``calibration_steps``; docs/results.md, "The calibration horizon"),
+#: kept beside the settings
+HORIZONS = CALIBRATION_HORIZONS
 #: ``auto``: the x_norm images after the calibration's that judge the
 #: candidates, at most SELECT_IMAGES and at most SELECT_IMAGE_STEPS / T
 SELECT_IMAGES = 512

@@ -105,6 +105,10 @@ DEFAULTS = {
 #: the most spikes a neuron may emit in one step (the calibration keeps a
 #: layer's spike counts per step in one byte)
 MAX_SPIKES = 255
+#: the horizons ``calibration_horizon = auto`` tries (fractions of
+#: ``calibration_steps``; ``calibration.HORIZONS``, docs/results.md, "The
+#: calibration horizon")
+CALIBRATION_HORIZONS = (0.25, 0.5)
 EXECUTORS = ('local', 'ray')
 
 
@@ -143,11 +147,11 @@ class Settings:
     def calibration_candidates(self):
         """``[(horizon, simulated steps), ...]`` the calibration tries: the
         one horizon given, or for ``auto`` each of
-        :data:`calibration.HORIZONS <snntb_adaptive.calibration.HORIZONS>`
-        (one per distinct number of steps, the shorter horizon kept);
-        ``round(horizon * calibration_steps)`` steps, at least 1."""
-        from snntb_adaptive.calibration import HORIZONS
-        horizons = HORIZONS if self.calibration_horizon == 'auto' else \
+        :data:`CALIBRATION_HORIZONS` (one per distinct number of steps, the
+        shorter horizon kept); ``round(horizon * calibration_steps)``
+        steps, at least 1."""
+        horizons = CALIBRATION_HORIZONS \
+            if self.calibration_horizon == 'auto' else \
             (self.calibration_horizon,)
         candidates = []
         for horizon in horizons:
