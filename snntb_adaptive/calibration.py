@@ -552,20 +552,13 @@ def simulate_network(model, x, steps, v_max, is_spiking, max_spikes=1):
 def ann_scores(model, x, is_spiking):
     """The ANN's scores on images ``x`` (the output layer's input before
     any activation), ``(N, classes)``, with the model's current
-    parameters, along the graph."""
-    x = np.asarray(x, np.float32)
-    layers = model.layers[1:]
-    last = [lay for lay in layers if is_spiking(lay)][-1]
-    outs = {model.layers[0].name: x}
-    left = _consumers(model)
-    for layer in layers:
-        names = [inb.name for inb in inbound_layers(layer)]
-        ins = [outs[n] for n in names]
-        if layer is last:
-            return impulse(layer, ins[0]).reshape(len(x), -1)
-        outs[layer.name] = np.asarray(layer(ins if len(ins) > 1 else ins[0],
-                                            training=False))
-        _release(names, left, outs)
+    parameters."""
+    from tensorflow import keras
+    last = [lay for lay in model.layers[1:] if is_spiking(lay)][-1]
+    before = keras.Model(model.inputs, last.input)
+    return impulse(last, before.predict(np.asarray(x, np.float32),
+                                        batch_size=100, verbose=0)).reshape(
+        len(x), -1)
 
 
 def calibrate_horizons(model, x, x_judge, candidates, steps, v_max,
