@@ -630,8 +630,8 @@ def judge_images(x_norm, samples, steps):
     log.warning("calibration_horizon = auto: x_norm has {} images after the "
                 "{} calibration images, fewer than {}: the calibration "
                 "images judge the horizons (give x_norm {} more images for "
-                "a fairer choice)".format(max(0, len(x_norm) - samples),
-                                          samples, SELECT_MIN_IMAGES, n))
+                "a fairer choice)".format(len(rest), samples,
+                                          SELECT_MIN_IMAGES, n - len(rest)))
     return np.asarray(x_norm[:min(samples, n)], np.float32)
 
 
