@@ -12,7 +12,8 @@ images and fall back, with a warning, when x_norm has too few."""
 import numpy as np
 import pytest
 
-from conftest import CALIBRATED_T8, build_snn, make_workdir, run_phase1
+from conftest import (CALIBRATED_T8, build_snn, make_workdir, run_phase1,
+                      setup, write_config)
 from snntb_adaptive import calibration
 from snntb_adaptive.config import settings_from_config
 
@@ -34,8 +35,10 @@ def auto_run(wd):
 
 
 def test_auto_is_the_default_and_lists_its_candidates(wd):
-    cfg, _, _, _ = run_phase1(wd, 'auto_default', CALIBRATED_T8.replace(
-        'calibration_horizon = 1\n', ''))
+    cfg = setup(write_config(wd, name='auto_default.ini',
+                             label='auto_default',
+                             extra=CALIBRATED_T8.replace(
+                                 'calibration_horizon = 1\n', '')))
     settings = settings_from_config(cfg)
     assert settings.calibration_horizon == 'auto'
     # T = 8: a quarter (2 steps) and a half (4 steps)
